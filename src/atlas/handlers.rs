@@ -1,0 +1,156 @@
+//! Dispatch of inbound requests, responses and failures.
+
+use libp2p::PeerId;
+
+use super::messages::{ChainView, Request, Response};
+use super::time::Instant;
+use super::{Action, Core, InboundId, Outstanding, Pending, Penalty, RequestId};
+
+impl Core {
+    fn note_view(&mut self, peer: PeerId, view: ChainView) {
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.view = view;
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        id: InboundId,
+        request: Request,
+    ) {
+        self.peers.seen(&peer, now);
+        match request {
+            Request::PeerExchange { view, listen_addrs } => {
+                self.peers.learn(peer, listen_addrs, now);
+                self.note_view(peer, view);
+                let peers = self.exchange_list(now);
+                self.respond(
+                    peer,
+                    id,
+                    Response::Peers {
+                        view: self.view(),
+                        peers,
+                    },
+                );
+            }
+            Request::Inventory { view } => {
+                self.note_view(peer, view);
+                self.respond(
+                    peer,
+                    id,
+                    Response::Inventory {
+                        view: self.view(),
+                        inventory: self.present.clone(),
+                    },
+                );
+                self.accept_inbound(now, peer);
+            }
+            Request::InventoryDelta { view, added } => {
+                self.note_view(peer, view);
+                self.apply_delta(peer, &added);
+                self.respond(peer, id, Response::Ack);
+            }
+            Request::GetZonefiles { mut hashes } => {
+                if hashes.len() > self.cfg.batch_max_hashes.max(100) {
+                    self.penalize(now, peer, Penalty::Malformed);
+                    hashes.truncate(100);
+                }
+                self.actions
+                    .push_back(Action::ServeZonefiles { peer, id, hashes });
+            }
+            Request::Push { view, zonefiles } => {
+                self.note_view(peer, view);
+                let accepted = self.on_push(now, peer, zonefiles);
+                self.respond(peer, id, Response::PushAck { accepted });
+            }
+        }
+    }
+
+    fn respond(&mut self, peer: PeerId, id: InboundId, response: Response) {
+        self.actions.push_back(Action::Respond { peer, id, response });
+    }
+
+    pub(super) fn on_response(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        id: RequestId,
+        response: Response,
+    ) {
+        let Some(o) = self.take_outstanding(id) else {
+            return; // Late: we already gave up on it.
+        };
+        if o.peer != peer {
+            // The driver routes by request id; a mismatch is a driver bug, not the peer's.
+            debug_assert_eq!(o.peer, peer, "response routed to the wrong peer");
+            self.on_lost(now, o);
+            return;
+        }
+        self.peers.record(&peer, true, now);
+        match (o.what, response) {
+            (Pending::Walk, Response::Peers { view, peers }) => {
+                self.note_view(peer, view);
+                let ids = peers.iter().map(|r| r.peer).collect();
+                for r in peers {
+                    self.peers.learn(r.peer, r.addrs, now);
+                }
+                self.on_walk_reply(now, peer, ids);
+            }
+            (Pending::Inventory, Response::Inventory { view, inventory }) => {
+                self.note_view(peer, view);
+                self.set_inventory(peer, inventory);
+            }
+            (Pending::Fetch(hashes), Response::Zonefiles { zonefiles, missing }) => {
+                let latency = now.saturating_duration_since(o.sent);
+                self.on_fetched(now, peer, hashes, zonefiles, missing, latency);
+            }
+            (Pending::Other, Response::Ack | Response::PushAck { .. }) => {}
+            (what, _) => {
+                self.penalize(now, peer, Penalty::Malformed);
+                self.on_lost(
+                    now,
+                    Outstanding {
+                        peer,
+                        what,
+                        sent: o.sent,
+                        deadline: o.deadline,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_failed(&mut self, now: Instant, o: Outstanding, penalty: Penalty) {
+        self.penalize(now, o.peer, penalty);
+        self.on_lost(now, o);
+    }
+
+    /// Cleans up after a request that will not be answered.
+    pub(super) fn on_lost(&mut self, now: Instant, o: Outstanding) {
+        match o.what {
+            Pending::Walk => self.on_walk_failed(o.peer),
+            Pending::Inventory => {
+                let never_answered = self
+                    .neighbors
+                    .get(&o.peer)
+                    .is_some_and(|n| n.inventory.is_none());
+                if never_answered {
+                    self.drop_neighbor(now, o.peer);
+                }
+            }
+            Pending::Fetch(hashes) => {
+                if let Some(n) = self.neighbors.get_mut(&o.peer) {
+                    n.inflight_fetches = n.inflight_fetches.saturating_sub(1);
+                }
+                self.stats.fetch_failures += 1;
+                for h in hashes {
+                    self.sched.failed(h, now);
+                }
+                self.sched_dirty = true;
+            }
+            Pending::Other => {}
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The protocol's messages as the core sees them. `net::wire` maps them to
+//! the protobuf schema in `proto/atlas.proto`; the simulator passes them as they are.
+
+use bytes::Bytes;
+use libp2p::{Multiaddr, PeerId};
+
+use super::inventory::RangeSet;
+use crate::zonefile::Hash160;
+
+/// What a node believes the whitelist is: its length and a digest of its
+/// entries. Peers whose views differ exchange only the indices both know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ChainView {
+    pub length: u64,
+    pub tip: [u8; 20],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub peer: PeerId,
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// Which libp2p protocol carries a request; also a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Peers,
+    Inventory,
+    Zonefiles,
+    Push,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Peers,
+        Protocol::Inventory,
+        Protocol::Zonefiles,
+        Protocol::Push,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Peers => "peers",
+            Protocol::Inventory => "inv",
+            Protocol::Zonefiles => "zonefiles",
+            Protocol::Push => "push",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// One step of the neighbour walk; also tells the callee how to reach us.
+    PeerExchange {
+        view: ChainView,
+        listen_addrs: Vec<Multiaddr>,
+    },
+    /// "Send me your whole inventory." Asking it also makes the caller the
+    /// callee's neighbour.
+    Inventory { view: ChainView },
+    /// Indices the sender gained since it last said.
+    InventoryDelta { view: ChainView, added: RangeSet },
+    GetZonefiles { hashes: Vec<Hash160> },
+    /// Newly received zone files, sent unasked to neighbours that lack them.
+    Push {
+        view: ChainView,
+        zonefiles: Vec<Bytes>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    Peers {
+        view: ChainView,
+        peers: Vec<PeerRecord>,
+    },
+    Inventory {
+        view: ChainView,
+        inventory: RangeSet,
+    },
+    Ack,
+    /// `missing` lists requested hashes the server does not hold; requested
+    /// hashes in neither list were left out to keep the reply small.
+    Zonefiles {
+        zonefiles: Vec<Bytes>,
+        missing: Vec<Hash160>,
+    },
+    PushAck { accepted: u32 },
+}
+
+impl Request {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Request::PeerExchange { .. } => Protocol::Peers,
+            Request::Inventory { .. } | Request::InventoryDelta { .. } => Protocol::Inventory,
+            Request::GetZonefiles { .. } => Protocol::Zonefiles,
+            Request::Push { .. } => Protocol::Push,
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The overlay: connections, the MHRW-DA walk, and the neighbour set.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use rand::seq::SliceRandom;
+
+use super::messages::{PeerRecord, Request};
+use super::time::Instant;
+use super::{Action, Core, CoreConfig, Neighbor, Pending};
+
+impl Core {
+    pub(super) fn outbound_count(&self) -> usize {
+        self.neighbors.values().filter(|n| n.outbound).count()
+    }
+
+    fn inbound_count(&self) -> usize {
+        self.neighbors.values().filter(|n| !n.outbound).count()
+    }
+
+    pub(super) fn on_connected(&mut self, now: Instant, peer: PeerId, dialed: Option<Multiaddr>) {
+        if self.peers.is_banned(&peer, now) {
+            self.actions.push_back(Action::Disconnect { peer });
+            return;
+        }
+        self.connected.insert(peer);
+        if let Some(addr) = dialed {
+            self.peers.learn(peer, vec![addr], now);
+        }
+        self.peers.seen(&peer, now);
+    }
+
+    pub(super) fn on_disconnected(&mut self, now: Instant, peer: PeerId) {
+        self.connected.remove(&peer);
+        self.drop_neighbor(now, peer);
+        // Requests on a closed connection will never be answered.
+        let lost: Vec<_> = self
+            .outstanding
+            .iter()
+            .filter(|(_, o)| o.peer == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(o) = self.take_outstanding(id) {
+                self.on_lost(now, o);
+            }
+        }
+    }
+
+    /// The neighbour list we report in peer exchange: our neighbours, or when
+    /// we have none yet, some known peers so that a young network can grow.
+    pub(super) fn exchange_list(&mut self, now: Instant) -> Vec<PeerRecord> {
+        let mut ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        ids.sort();
+        if ids.is_empty() {
+            let mut known = self.peers.walkable(now);
+            known.shuffle(&mut self.rng);
+            known.truncate(self.cfg.neighbors);
+            ids = known;
+        }
+        ids.into_iter()
+            .filter_map(|p| {
+                let addrs = self.peers.addrs(&p);
+                (!addrs.is_empty()).then_some(PeerRecord { peer: p, addrs })
+            })
+            .collect()
+    }
+
+    pub(super) fn walk_step(&mut self, now: Instant) {
+        let interval = if self.outbound_count() < self.cfg.neighbors {
+            self.cfg.walk_fast_ms
+        } else {
+            self.cfg.walk_slow_ms
+        };
+        self.next_walk = now + CoreConfig::ms(interval);
+        if self.walker.awaiting().is_some() {
+            return;
+        }
+        let start = self.peers.walkable(now);
+        let Some(target) = self.walker.next_query(&mut self.rng, &start) else {
+            return;
+        };
+        if target == self.local {
+            // The walk reached us: answer from our own neighbour list.
+            let ids = self.exchange_list(now).into_iter().map(|r| r.peer).collect();
+            self.on_walk_reply(now, target, ids);
+            return;
+        }
+        let request = Request::PeerExchange {
+            view: self.view(),
+            listen_addrs: self.listen_addrs.clone(),
+        };
+        self.send(now, target, request, Pending::Walk);
+    }
+
+    pub(super) fn on_walk_reply(&mut self, now: Instant, from: PeerId, ids: Vec<PeerId>) {
+        self.stats.walk_steps += 1;
+        if let Some(sample) = self.walker.on_reply(&mut self.rng, from, ids) {
+            self.consider_neighbor(now, sample);
+        }
+        // Keep walking promptly while short of neighbours.
+        if self.outbound_count() < self.cfg.neighbors {
+            self.next_walk = self
+                .next_walk
+                .min(now + CoreConfig::ms(self.cfg.walk_fast_ms));
+        }
+    }
+
+    pub(super) fn on_walk_failed(&mut self, peer: PeerId) {
+        self.walker.on_failure(peer);
+    }
+
+    /// A walk sample becomes an outbound neighbour if we are short of K.
+    fn consider_neighbor(&mut self, now: Instant, sample: PeerId) {
+        if sample == self.local
+            || self.neighbors.contains_key(&sample)
+            || self.outbound_count() >= self.cfg.neighbors
+            || self.peers.is_banned(&sample, now)
+        {
+            return;
+        }
+        self.add_neighbor(now, sample, true);
+    }
+
+    pub(super) fn add_neighbor(&mut self, now: Instant, peer: PeerId, outbound: bool) {
+        self.neighbors.insert(
+            peer,
+            Neighbor {
+                outbound,
+                inventory: None,
+                view: Default::default(),
+                inflight_fetches: 0,
+                next_resync: now + CoreConfig::ms(self.cfg.inventory_resync_ms),
+                last_sent: now,
+            },
+        );
+        let request = Request::Inventory { view: self.view() };
+        self.send(now, peer, request, Pending::Inventory);
+    }
+
+    /// Accepts a peer that asked for our inventory as an inbound neighbour, if there is room.
+    pub(super) fn accept_inbound(&mut self, now: Instant, peer: PeerId) {
+        if self.neighbors.contains_key(&peer)
+            || self.inbound_count() >= self.cfg.max_inbound
+            || self.peers.is_banned(&peer, now)
+        {
+            return;
+        }
+        self.add_neighbor(now, peer, false);
+    }
+
+    pub(super) fn drop_neighbor(&mut self, now: Instant, peer: PeerId) {
+        let Some(n) = self.neighbors.remove(&peer) else {
+            return;
+        };
+        if let Some(inv) = n.inventory {
+            self.shift_holders(Some(&inv), None);
+        }
+        if n.outbound {
+            // Replace it from the next walk samples, soon.
+            self.next_walk = self
+                .next_walk
+                .min(now + CoreConfig::ms(self.cfg.walk_fast_ms));
+        }
+    }
+
+    /// Once a second: heartbeats, periodic full resyncs, peer-table upkeep.
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        let heartbeat = Duration::from_millis(self.cfg.heartbeat_ms);
+        let mut resync = Vec::new();
+        let mut idle = Vec::new();
+        for (p, n) in &self.neighbors {
+            if now >= n.next_resync {
+                resync.push(*p);
+            } else if now.saturating_duration_since(n.last_sent) >= heartbeat {
+                idle.push(*p);
+            }
+        }
+        resync.sort();
+        idle.sort();
+        for p in resync {
+            if let Some(n) = self.neighbors.get_mut(&p) {
+                n.next_resync = now + CoreConfig::ms(self.cfg.inventory_resync_ms);
+            }
+            let request = Request::Inventory { view: self.view() };
+            self.send(now, p, request, Pending::Inventory);
+        }
+        for p in idle {
+            // An empty delta keeps the connection open and our view fresh.
+            let request = Request::InventoryDelta {
+                view: self.view(),
+                added: Default::default(),
+            };
+            self.send(now, p, request, Pending::Other);
+        }
+    }
+}

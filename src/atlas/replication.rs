@@ -1,0 +1,397 @@
+//! Replication: inventories, the rarest-first fetch pipeline, push, and the
+//! whitelist that decides what may be stored at all.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use libp2p::PeerId;
+
+use super::inventory::RangeSet;
+use super::messages::Request;
+use super::time::Instant;
+use super::{Action, Core, CoreConfig, Observation, Origin, Pending, Penalty};
+use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
+
+/// How far down the ready queue one peer's batch may look.
+const SCAN_LIMIT: usize = 4096;
+
+fn holds_any(inv: &RangeSet, indices: &[u64]) -> bool {
+    indices.iter().any(|i| inv.contains(*i))
+}
+
+impl Core {
+    /// How many neighbours advertise any index of this hash.
+    fn holders_of(&self, indices: &[u64]) -> u32 {
+        self.neighbors
+            .values()
+            .filter_map(|n| n.inventory.as_ref())
+            .filter(|inv| holds_any(inv, indices))
+            .count() as u32
+    }
+
+    /// Re-counts holders of every missing hash after one neighbour's inventory
+    /// changed from `old` to `new` (`None` = not counted).
+    pub(super) fn shift_holders(&mut self, old: Option<&RangeSet>, new: Option<&RangeSet>) {
+        let changes: Vec<(Hash160, i32)> = self
+            .sched
+            .iter()
+            .filter_map(|(h, m)| {
+                let was = old.is_some_and(|inv| holds_any(inv, &m.indices)) as i32;
+                let is = new.is_some_and(|inv| holds_any(inv, &m.indices)) as i32;
+                (was != is).then_some((*h, is - was))
+            })
+            .collect();
+        for (h, d) in changes {
+            self.sched.adjust_holders(h, d);
+        }
+        self.sched_dirty = true;
+    }
+
+    pub(super) fn set_inventory(&mut self, peer: PeerId, inventory: RangeSet) {
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return; // No longer a neighbour.
+        };
+        let old = n.inventory.replace(inventory.clone());
+        self.shift_holders(old.as_ref(), Some(&inventory));
+    }
+
+    /// A neighbour gained `added`; small deltas are applied index by index.
+    pub(super) fn apply_delta(&mut self, peer: PeerId, added: &RangeSet) {
+        let Some(mut inv) = self
+            .neighbors
+            .get_mut(&peer)
+            .and_then(|n| n.inventory.take())
+        else {
+            return;
+        };
+        if added.count() > 1024 {
+            let old = inv.clone();
+            inv.union_with(added);
+            self.shift_holders(Some(&old), Some(&inv));
+        } else {
+            for idx in added.iter() {
+                if let Some(h) = self.whitelist.get(idx as usize).copied()
+                    && let Some(m) = self.sched.get(&h)
+                    && !holds_any(&inv, &m.indices)
+                {
+                    self.sched.adjust_holders(h, 1);
+                    self.sched_dirty = true;
+                }
+                inv.insert(idx);
+            }
+        }
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.inventory = Some(inv);
+        }
+    }
+
+    /// The neighbour said it lacks `hash` after all.
+    fn forget_holding(&mut self, peer: PeerId, hash: Hash160) {
+        let Some(indices) = self.indices_of.get(&hash) else {
+            return;
+        };
+        let Some(inv) = self
+            .neighbors
+            .get_mut(&peer)
+            .and_then(|n| n.inventory.as_mut())
+        else {
+            return;
+        };
+        if holds_any(inv, indices) {
+            for i in indices {
+                inv.remove(*i);
+            }
+            self.sched.adjust_holders(hash, -1);
+        }
+    }
+
+    /// Starts as many fetches as neighbours have free slots, round-robin so
+    /// the rarest files are spread over peers.
+    pub(super) fn fill_pipelines(&mut self, now: Instant) {
+        if !self.sched_dirty || self.sched.ready_len() == 0 {
+            return;
+        }
+        self.sched_dirty = false;
+        let mut order: Vec<(PeerId, u64)> = self
+            .neighbors
+            .iter()
+            .filter(|(_, n)| n.inventory.is_some())
+            .map(|(p, _)| {
+                let health = self.peers.get(p).map_or(1.0, |e| e.health());
+                (*p, (health * 1000.0) as u64)
+            })
+            .collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        loop {
+            let mut progress = false;
+            for (peer, _) in &order {
+                let Some(n) = self.neighbors.get(peer) else {
+                    continue;
+                };
+                if n.inflight_fetches >= self.cfg.max_inflight_per_peer {
+                    continue;
+                }
+                let Some(inv) = n.inventory.as_ref() else {
+                    continue;
+                };
+                let batch = self.sched.take_batch(
+                    |idx| holds_any(inv, idx),
+                    self.cfg.batch_max_hashes,
+                    SCAN_LIMIT,
+                );
+                if batch.is_empty() {
+                    continue;
+                }
+                if let Some(n) = self.neighbors.get_mut(peer) {
+                    n.inflight_fetches += 1;
+                }
+                self.stats.fetch_requests += 1;
+                let request = Request::GetZonefiles {
+                    hashes: batch.clone(),
+                };
+                self.send(now, *peer, request, Pending::Fetch(batch));
+                progress = true;
+            }
+            if !progress || self.sched.ready_len() == 0 {
+                break;
+            }
+        }
+    }
+
+    pub(super) fn on_fetched(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        requested: Vec<Hash160>,
+        zonefiles: Vec<Bytes>,
+        missing: Vec<Hash160>,
+        latency: std::time::Duration,
+    ) {
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.inflight_fetches = n.inflight_fetches.saturating_sub(1);
+        }
+        self.observations.push(Observation::FetchLatency(latency));
+        self.sched_dirty = true;
+        let wanted: HashSet<Hash160> = requested.iter().copied().collect();
+        let mut delivered = HashSet::new();
+        for bytes in zonefiles {
+            let hash = Hash160::of(&bytes);
+            if bytes.len() > MAX_ZONEFILE_BYTES
+                || !wanted.contains(&hash)
+                || !delivered.insert(hash)
+            {
+                // Bytes that are not what we asked for: this peer lies. Everything
+                // else in the reply is suspect too; fetch it elsewhere.
+                self.penalize(now, peer, Penalty::WrongHash);
+                for h in &requested {
+                    if !self.storing.contains(h) {
+                        self.sched.failed(*h, now);
+                    }
+                }
+                return;
+            }
+            self.stats.files_fetched += 1;
+            if self.has(&hash) || !self.storing.insert(hash) {
+                self.stats.duplicates_received += 1;
+                continue;
+            }
+            self.actions.push_back(Action::Store {
+                hash,
+                bytes,
+                origin: Origin::Fetched(peer),
+            });
+        }
+        let mut lacking = false;
+        for h in &missing {
+            if wanted.contains(h) && !delivered.contains(h) {
+                lacking = true;
+                self.forget_holding(peer, *h);
+            }
+        }
+        if lacking {
+            self.penalize(now, peer, Penalty::NotFound);
+        }
+        for h in requested {
+            if delivered.contains(&h) {
+                continue;
+            }
+            match self.sched.get(&h) {
+                // Others may hold it: ask them now. Nobody else: wait and retry.
+                Some(m) if m.holders > 0 && !missing.contains(&h) => self.sched.release(h),
+                Some(m) if m.holders > 0 => self.sched.release(h),
+                Some(_) => self.sched.failed(h, now),
+                None => {}
+            }
+        }
+    }
+
+    /// Zone files a neighbour pushed to us. Returns how many were new to us.
+    pub(super) fn on_push(&mut self, now: Instant, peer: PeerId, files: Vec<Bytes>) -> u32 {
+        let mut accepted = 0;
+        for bytes in files {
+            if bytes.is_empty() || bytes.len() > MAX_ZONEFILE_BYTES {
+                self.penalize(now, peer, Penalty::Malformed);
+                continue;
+            }
+            let hash = Hash160::of(&bytes);
+            let Some(indices) = self.indices_of.get(&hash).cloned() else {
+                self.actions.push_back(Action::Stash {
+                    hash,
+                    bytes,
+                    from: peer,
+                });
+                continue;
+            };
+            let mut gained = RangeSet::new();
+            for i in indices {
+                gained.insert(i);
+            }
+            self.apply_delta(peer, &gained);
+            if self.has(&hash) || !self.storing.insert(hash) {
+                self.stats.duplicates_received += 1;
+                continue;
+            }
+            accepted += 1;
+            self.actions.push_back(Action::Store {
+                hash,
+                bytes,
+                origin: Origin::Pushed(peer),
+            });
+        }
+        accepted
+    }
+
+    pub(super) fn on_stored(&mut self, now: Instant, hash: Hash160, bytes: Bytes, origin: Origin) {
+        self.storing.remove(&hash);
+        let Some(indices) = self.indices_of.get(&hash).cloned() else {
+            return; // Rolled back while it was being written.
+        };
+        let already = self.has(&hash);
+        self.sched.remove(&hash);
+        if already {
+            return;
+        }
+        for &i in &indices {
+            self.present.insert(i);
+            if self.cfg.deltas {
+                self.delta.insert(i);
+            }
+        }
+        if self.cfg.deltas && self.delta_due.is_none() {
+            self.delta_due = Some(now + CoreConfig::ms(self.cfg.delta_flush_ms));
+        }
+        let fresh = matches!(origin, Origin::Local | Origin::Inbox | Origin::Pushed(_));
+        if !(self.cfg.push && fresh) {
+            return;
+        }
+        // Files we pulled are not pushed on: during a bootstrap that would flood
+        // neighbours that are fetching the same files themselves.
+        let newest = indices.iter().copied().max().unwrap_or(0);
+        let mut targets: Vec<PeerId> = self
+            .neighbors
+            .iter()
+            .filter(|(p, n)| {
+                Some(**p) != origin.peer()
+                    && n.view.length > newest
+                    && n.inventory
+                        .as_ref()
+                        .is_some_and(|inv| !holds_any(inv, &indices))
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        targets.sort();
+        let mut gained = RangeSet::new();
+        for &i in &indices {
+            gained.insert(i);
+        }
+        for &peer in &targets {
+            self.apply_delta(peer, &gained);
+            let request = Request::Push {
+                view: self.view(),
+                zonefiles: vec![bytes.clone()],
+            };
+            self.send(now, peer, request, Pending::Other);
+            self.stats.files_pushed += 1;
+        }
+        self.observations
+            .push(Observation::PushFanout(targets.len() as u32));
+    }
+
+    pub(super) fn flush_delta(&mut self, now: Instant) {
+        self.delta_due = None;
+        if self.delta.is_empty() {
+            return;
+        }
+        let added = std::mem::take(&mut self.delta);
+        let mut targets: Vec<PeerId> = self
+            .neighbors
+            .iter()
+            .filter(|(_, n)| n.inventory.is_some())
+            .map(|(p, _)| *p)
+            .collect();
+        targets.sort();
+        for peer in targets {
+            let request = Request::InventoryDelta {
+                view: self.view(),
+                added: added.clone(),
+            };
+            self.send(now, peer, request, Pending::Other);
+        }
+    }
+
+    pub(super) fn on_whitelist_grew(&mut self, now: Instant, from: u64, hashes: Vec<Hash160>) {
+        let len = self.whitelist.len() as u64;
+        if from < len {
+            self.on_rollback(from);
+        } else if from > len {
+            tracing::warn!(from, len, "whitelist update leaves a gap; ignored");
+            return;
+        }
+        for hash in hashes {
+            let idx = self.whitelist.len() as u64;
+            let mut link = [0u8; 40];
+            link[..20].copy_from_slice(&self.tips.last().copied().unwrap_or_default());
+            link[20..].copy_from_slice(&hash.0);
+            self.tips.push(Hash160::of(&link).0);
+            self.whitelist.push(hash);
+            let entry = self.indices_of.entry(hash).or_default();
+            let held = entry.first().is_some_and(|i| self.present.contains(*i));
+            entry.push(idx);
+            if held {
+                self.present.insert(idx);
+                if self.cfg.deltas {
+                    self.delta.insert(idx);
+                }
+            } else if !self.storing.contains(&hash) {
+                let indices = self.indices_of[&hash].clone();
+                let holders = self.holders_of(&indices);
+                self.sched.add(hash, idx, holders);
+            }
+        }
+        if self.cfg.deltas && !self.delta.is_empty() && self.delta_due.is_none() {
+            self.delta_due = Some(now + CoreConfig::ms(self.cfg.delta_flush_ms));
+        }
+        self.sched_dirty = true;
+    }
+
+    pub(super) fn on_rollback(&mut self, to: u64) {
+        let len = self.whitelist.len() as u64;
+        if to >= len {
+            return;
+        }
+        for idx in to..len {
+            let h = self.whitelist[idx as usize];
+            if let Some(v) = self.indices_of.get_mut(&h) {
+                v.retain(|i| *i < to);
+                if v.is_empty() {
+                    self.indices_of.remove(&h);
+                }
+            }
+        }
+        self.whitelist.truncate(to as usize);
+        self.tips.truncate(to as usize);
+        self.present.truncate(to);
+        self.delta.truncate(to);
+        self.sched.truncate(to);
+    }
+}

@@ -1,0 +1,5 @@
+//! atlas: a node of the Atlas network, which keeps a full replica of every
+//! zone file whose hash was announced on chain.
+
+pub mod atlas;
+pub mod zonefile;
