@@ -1,5 +1,8 @@
 //! atlas: a node of the Atlas network, which keeps a full replica of every
 //! zone file whose hash was announced on chain.
 
+pub mod api;
 pub mod atlas;
+pub mod net;
+pub mod store;
 pub mod zonefile;

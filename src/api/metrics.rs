@@ -1,0 +1,128 @@
+//! Prometheus metrics of one node, on the same registry as libp2p's own.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::atlas::Stats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WireLabels {
+    pub direction: &'static str,
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabel {
+    pub origin: &'static str,
+}
+
+pub struct Metrics {
+    pub peers_known: Gauge,
+    pub neighbors: Gauge,
+    pub connected: Gauge,
+    pub announced: Gauge,
+    pub present: Gauge,
+    pub missing: Gauge,
+    pub pending: Gauge,
+    pub wire_bytes: Family<WireLabels, Counter>,
+    pub wire_messages: Family<WireLabels, Counter>,
+    pub fetch_latency: Histogram,
+    pub push_fanout: Histogram,
+    pub store_commit: Histogram,
+    pub duplicates: Counter,
+    pub files_pushed: Counter,
+    pub fetch_requests: Counter,
+    pub fetch_failures: Counter,
+    pub walk_steps: Counter,
+    pub penalties: Family<ReasonLabel, Counter>,
+    pub stored: Family<OriginLabel, Counter>,
+    last_stats: std::sync::Mutex<Stats>,
+}
+
+impl Metrics {
+    /// Registers every metric under the `atlas_` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Metrics {
+            peers_known: Gauge::default(),
+            neighbors: Gauge::default(),
+            connected: Gauge::default(),
+            announced: Gauge::default(),
+            present: Gauge::default(),
+            missing: Gauge::default(),
+            pending: Gauge::default(),
+            wire_bytes: Family::default(),
+            wire_messages: Family::default(),
+            fetch_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 18)),
+            push_fanout: Histogram::new([0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            store_commit: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            duplicates: Counter::default(),
+            files_pushed: Counter::default(),
+            fetch_requests: Counter::default(),
+            fetch_failures: Counter::default(),
+            walk_steps: Counter::default(),
+            penalties: Family::default(),
+            stored: Family::default(),
+            last_stats: Default::default(),
+        };
+        let r = registry.sub_registry_with_prefix("atlas");
+        r.register("peers_known", "Peers in the peer table", m.peers_known.clone());
+        r.register("neighbors", "Current overlay neighbours", m.neighbors.clone());
+        r.register("connected_peers", "Peers with an open connection", m.connected.clone());
+        r.register("announced", "Whitelist length (announced zone-file hashes)", m.announced.clone());
+        r.register("present", "Whitelist entries whose zone file this node holds", m.present.clone());
+        r.register("missing", "Distinct announced zone files this node lacks", m.missing.clone());
+        r.register("pending", "Uploads waiting in the inbox for their announcement", m.pending.clone());
+        r.register_with_unit("wire", "Bytes of protocol frames", Unit::Bytes, m.wire_bytes.clone());
+        r.register("wire_messages", "Protocol frames", m.wire_messages.clone());
+        r.register_with_unit(
+            "fetch_latency",
+            "Time from a zone-file request to its response",
+            Unit::Seconds,
+            m.fetch_latency.clone(),
+        );
+        r.register("push_fanout", "Neighbours a newly stored zone file was pushed to", m.push_fanout.clone());
+        r.register_with_unit("store_commit", "Duration of one store commit", Unit::Seconds, m.store_commit.clone());
+        r.register("duplicate_zonefiles", "Zone-file copies received that were already held", m.duplicates.clone());
+        r.register("zonefiles_pushed", "Zone-file copies pushed to neighbours", m.files_pushed.clone());
+        r.register("fetch_requests", "Zone-file fetch requests sent", m.fetch_requests.clone());
+        r.register("fetch_failures", "Zone-file fetch requests that failed", m.fetch_failures.clone());
+        r.register("walk_steps", "Completed MHRW-DA walk steps", m.walk_steps.clone());
+        r.register("penalties", "Penalties given to peers, by reason", m.penalties.clone());
+        r.register("zonefiles_stored", "Zone files stored, by origin", m.stored.clone());
+        m
+    }
+
+    pub fn count_frame(&self, direction: &'static str, protocol: &'static str, bytes: usize) {
+        let labels = WireLabels {
+            direction,
+            protocol,
+        };
+        self.wire_bytes.get_or_create(&labels).inc_by(bytes as u64);
+        self.wire_messages.get_or_create(&labels).inc();
+    }
+
+    /// Moves the core's cumulative counters into the Prometheus counters.
+    pub fn absorb(&self, stats: &Stats) {
+        let mut last = self.last_stats.lock().expect("metrics lock");
+        let bump = |c: &Counter<u64, AtomicU64>, new: u64, old: u64| {
+            c.inc_by(new.saturating_sub(old));
+        };
+        bump(&self.duplicates, stats.duplicates_received, last.duplicates_received);
+        bump(&self.files_pushed, stats.files_pushed, last.files_pushed);
+        bump(&self.fetch_requests, stats.fetch_requests, last.fetch_requests);
+        bump(&self.fetch_failures, stats.fetch_failures, last.fetch_failures);
+        bump(&self.walk_steps, stats.walk_steps, last.walk_steps);
+        *last = stats.clone();
+    }
+}

@@ -1,0 +1,424 @@
+//! The wire encoding: the protobuf messages of `proto/atlas.proto`, written out
+//! with prost's derive (no protoc needed), and their mapping to the core's types.
+//! Decoding validates everything: hash lengths, peer ids, addresses, inventories.
+
+use bytes::Bytes;
+use libp2p::{Multiaddr, PeerId};
+use prost::Message;
+
+use crate::atlas::inventory::{InventoryError, RangeSet};
+use crate::atlas::{ChainView, PeerRecord, Protocol, Request, Response};
+use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("protobuf: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("inventory: {0}")]
+    Inventory(#[from] InventoryError),
+    #[error("bad {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    #[error("frame of {size} bytes exceeds the {limit}-byte limit of {protocol}")]
+    TooLarge {
+        protocol: &'static str,
+        size: u64,
+        limit: usize,
+    },
+}
+
+fn invalid(what: &'static str, detail: impl ToString) -> WireError {
+    WireError::Invalid {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+/// Frame size limits, (request, response), checked before a body is read.
+pub fn limits(protocol: Protocol) -> (usize, usize) {
+    match protocol {
+        Protocol::Peers => (64 << 10, 64 << 10),
+        Protocol::Inventory => (1 << 20, 4 << 20),
+        Protocol::Zonefiles => (8 << 10, (4 << 20) + (512 << 10)),
+        Protocol::Push => (256 << 10, 1 << 10),
+    }
+}
+
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Peers => "/atlas/peers/1",
+        Protocol::Inventory => "/atlas/inv/1",
+        Protocol::Zonefiles => "/atlas/zonefiles/1",
+        Protocol::Push => "/atlas/push/1",
+    }
+}
+
+pub fn protocol_from_name(name: &str) -> Option<Protocol> {
+    Protocol::ALL
+        .into_iter()
+        .find(|p| protocol_name(*p) == name)
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbChainView {
+    #[prost(uint64, tag = "1")]
+    pub length: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub tip: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PbPeerRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub peer_id: Vec<u8>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub addrs: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PeerExchangeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub view: Option<PbChainView>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub listen_addrs: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PeerExchangeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub view: Option<PbChainView>,
+    #[prost(message, repeated, tag = "2")]
+    pub peers: Vec<PbPeerRecord>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct InventoryRequest {
+    #[prost(message, optional, tag = "1")]
+    pub view: Option<PbChainView>,
+    #[prost(bool, tag = "2")]
+    pub delta: bool,
+    #[prost(bytes = "vec", tag = "3")]
+    pub added: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct InventoryResponse {
+    #[prost(message, optional, tag = "1")]
+    pub view: Option<PbChainView>,
+    #[prost(bool, tag = "2")]
+    pub ack: bool,
+    #[prost(bytes = "vec", tag = "3")]
+    pub inventory: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GetZonefilesRequest {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub hashes: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GetZonefilesResponse {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub zonefiles: Vec<Bytes>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub missing: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PushRequest {
+    #[prost(message, optional, tag = "1")]
+    pub view: Option<PbChainView>,
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    pub zonefiles: Vec<Bytes>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PushResponse {
+    #[prost(uint32, tag = "1")]
+    pub accepted: u32,
+}
+
+fn view_to(v: &ChainView) -> Option<PbChainView> {
+    Some(PbChainView {
+        length: v.length,
+        tip: v.tip.to_vec(),
+    })
+}
+
+fn view_from(v: Option<PbChainView>) -> Result<ChainView, WireError> {
+    let v = v.ok_or_else(|| invalid("view", "missing"))?;
+    let tip = v
+        .tip
+        .as_slice()
+        .try_into()
+        .map_err(|_| invalid("view tip", format!("{} bytes, not 20", v.tip.len())))?;
+    Ok(ChainView {
+        length: v.length,
+        tip,
+    })
+}
+
+fn addrs_to(addrs: &[Multiaddr]) -> Vec<Vec<u8>> {
+    addrs.iter().map(|a| a.to_vec()).collect()
+}
+
+fn addrs_from(raw: Vec<Vec<u8>>) -> Result<Vec<Multiaddr>, WireError> {
+    if raw.len() > 16 {
+        return Err(invalid("addresses", format!("{} given, at most 16", raw.len())));
+    }
+    raw.into_iter()
+        .map(|b| Multiaddr::try_from(b).map_err(|e| invalid("multiaddr", e)))
+        .collect()
+}
+
+fn hashes_from(raw: Vec<Vec<u8>>) -> Result<Vec<Hash160>, WireError> {
+    raw.iter()
+        .map(|b| Hash160::from_slice(b).map_err(|e| invalid("hash", e)))
+        .collect()
+}
+
+fn files_checked(files: Vec<Bytes>) -> Result<Vec<Bytes>, WireError> {
+    if let Some(f) = files.iter().find(|f| f.len() > MAX_ZONEFILE_BYTES) {
+        return Err(invalid("zone file", format!("{} bytes", f.len())));
+    }
+    Ok(files)
+}
+
+pub fn encode_request(req: &Request) -> Vec<u8> {
+    match req {
+        Request::PeerExchange { view, listen_addrs } => PeerExchangeRequest {
+            view: view_to(view),
+            listen_addrs: addrs_to(listen_addrs),
+        }
+        .encode_to_vec(),
+        Request::Inventory { view } => InventoryRequest {
+            view: view_to(view),
+            delta: false,
+            added: Vec::new(),
+        }
+        .encode_to_vec(),
+        Request::InventoryDelta { view, added } => InventoryRequest {
+            view: view_to(view),
+            delta: true,
+            added: added.encode(),
+        }
+        .encode_to_vec(),
+        Request::GetZonefiles { hashes } => GetZonefilesRequest {
+            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+        }
+        .encode_to_vec(),
+        Request::Push { view, zonefiles } => PushRequest {
+            view: view_to(view),
+            zonefiles: zonefiles.clone(),
+        }
+        .encode_to_vec(),
+    }
+}
+
+pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireError> {
+    Ok(match protocol {
+        Protocol::Peers => {
+            let m = PeerExchangeRequest::decode(bytes)?;
+            Request::PeerExchange {
+                view: view_from(m.view)?,
+                listen_addrs: addrs_from(m.listen_addrs)?,
+            }
+        }
+        Protocol::Inventory => {
+            let m = InventoryRequest::decode(bytes)?;
+            let view = view_from(m.view)?;
+            if m.delta {
+                Request::InventoryDelta {
+                    view,
+                    added: RangeSet::decode(&m.added)?,
+                }
+            } else {
+                Request::Inventory { view }
+            }
+        }
+        Protocol::Zonefiles => {
+            let m = GetZonefilesRequest::decode(bytes)?;
+            if m.hashes.len() > 100 {
+                return Err(invalid("request", format!("{} hashes, at most 100", m.hashes.len())));
+            }
+            Request::GetZonefiles {
+                hashes: hashes_from(m.hashes)?,
+            }
+        }
+        Protocol::Push => {
+            let m = PushRequest::decode(bytes)?;
+            Request::Push {
+                view: view_from(m.view)?,
+                zonefiles: files_checked(m.zonefiles)?,
+            }
+        }
+    })
+}
+
+pub fn encode_response(resp: &Response) -> Vec<u8> {
+    match resp {
+        Response::Peers { view, peers } => PeerExchangeResponse {
+            view: view_to(view),
+            peers: peers
+                .iter()
+                .map(|r| PbPeerRecord {
+                    peer_id: r.peer.to_bytes(),
+                    addrs: addrs_to(&r.addrs),
+                })
+                .collect(),
+        }
+        .encode_to_vec(),
+        Response::Inventory { view, inventory } => InventoryResponse {
+            view: view_to(view),
+            ack: false,
+            inventory: inventory.encode(),
+        }
+        .encode_to_vec(),
+        Response::Ack => InventoryResponse {
+            view: None,
+            ack: true,
+            inventory: Vec::new(),
+        }
+        .encode_to_vec(),
+        Response::Zonefiles { zonefiles, missing } => GetZonefilesResponse {
+            zonefiles: zonefiles.clone(),
+            missing: missing.iter().map(|h| h.0.to_vec()).collect(),
+        }
+        .encode_to_vec(),
+        Response::PushAck { accepted } => PushResponse {
+            accepted: *accepted,
+        }
+        .encode_to_vec(),
+    }
+}
+
+pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, WireError> {
+    Ok(match protocol {
+        Protocol::Peers => {
+            let m = PeerExchangeResponse::decode(bytes)?;
+            if m.peers.len() > 128 {
+                return Err(invalid("peer list", format!("{} peers, at most 128", m.peers.len())));
+            }
+            let peers = m
+                .peers
+                .into_iter()
+                .map(|r| {
+                    Ok(PeerRecord {
+                        peer: PeerId::from_bytes(&r.peer_id).map_err(|e| invalid("peer id", e))?,
+                        addrs: addrs_from(r.addrs)?,
+                    })
+                })
+                .collect::<Result<_, WireError>>()?;
+            Response::Peers {
+                view: view_from(m.view)?,
+                peers,
+            }
+        }
+        Protocol::Inventory => {
+            let m = InventoryResponse::decode(bytes)?;
+            if m.ack {
+                Response::Ack
+            } else {
+                Response::Inventory {
+                    view: view_from(m.view)?,
+                    inventory: RangeSet::decode(&m.inventory)?,
+                }
+            }
+        }
+        Protocol::Zonefiles => {
+            let m = GetZonefilesResponse::decode(bytes)?;
+            Response::Zonefiles {
+                zonefiles: files_checked(m.zonefiles)?,
+                missing: hashes_from(m.missing)?,
+            }
+        }
+        Protocol::Push => Response::PushAck {
+            accepted: PushResponse::decode(bytes)?.accepted,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let view = ChainView {
+            length: 42,
+            tip: [7; 20],
+        };
+        let reqs = vec![
+            Request::PeerExchange {
+                view,
+                listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+            },
+            Request::Inventory { view },
+            Request::InventoryDelta {
+                view,
+                added: RangeSet::full(9),
+            },
+            Request::GetZonefiles {
+                hashes: vec![Hash160([1; 20])],
+            },
+            Request::Push {
+                view,
+                zonefiles: vec![Bytes::from_static(b"$ORIGIN x\n")],
+            },
+        ];
+        for r in reqs {
+            let back = decode_request(r.protocol(), &encode_request(&r)).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let view = ChainView::default();
+        let cases = vec![
+            (
+                Protocol::Peers,
+                Response::Peers {
+                    view,
+                    peers: vec![PeerRecord {
+                        peer: PeerId::random(),
+                        addrs: vec![],
+                    }],
+                },
+            ),
+            (
+                Protocol::Inventory,
+                Response::Inventory {
+                    view,
+                    inventory: RangeSet::full(3),
+                },
+            ),
+            (Protocol::Inventory, Response::Ack),
+            (
+                Protocol::Zonefiles,
+                Response::Zonefiles {
+                    zonefiles: vec![Bytes::from_static(b"z")],
+                    missing: vec![Hash160([2; 20])],
+                },
+            ),
+            (Protocol::Push, Response::PushAck { accepted: 3 }),
+        ];
+        for (p, r) in cases {
+            assert_eq!(decode_response(p, &encode_response(&r)).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for p in Protocol::ALL {
+            assert!(decode_request(p, &[0xff, 0xff, 0xff]).is_err());
+            assert!(decode_response(p, &[0x0a, 0x05, 1]).is_err());
+        }
+        let bad_hash = GetZonefilesRequest {
+            hashes: vec![vec![1, 2, 3]],
+        }
+        .encode_to_vec();
+        assert!(decode_request(Protocol::Zonefiles, &bad_hash).is_err());
+    }
+}

@@ -1,0 +1,360 @@
+//! Persistent state in one redb file: the whitelist, zone files, the pending
+//! inbox and the peer table. Every zone file is hash-checked before it is
+//! written; batches of files share one durable commit.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use libp2p::{Multiaddr, PeerId};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+
+use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
+
+/// Whitelist index -> zone-file hash, in chain order.
+const ANNOUNCEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("announcements");
+/// Zone-file hash -> every whitelist index that announces it.
+const HASH_INDICES: MultimapTableDefinition<&[u8], u64> =
+    MultimapTableDefinition::new("hash_indices");
+/// Zone-file hash -> the exact bytes.
+const ZONEFILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("zonefiles");
+/// Uploads whose hash is not announced yet: hash -> (arrival sequence, bytes).
+const PENDING: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("pending");
+/// Arrival sequence -> hash, to evict the oldest pending upload first.
+const PENDING_ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_order");
+/// Peer id -> newline-separated multiaddrs.
+const PEERS: TableDefinition<&[u8], &str> = TableDefinition::new("peers");
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] redb::DatabaseError),
+    #[error("transaction: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("table: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("storage: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("commit: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("zone file bytes hash to {actual}, not {expected}")]
+    HashMismatch { expected: Hash160, actual: Hash160 },
+    #[error("zone file is {0} bytes, over the {MAX_ZONEFILE_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    db: Database,
+    pending_capacity: usize,
+}
+
+/// What happened to an upload offered to the pending inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stashed {
+    Added,
+    AlreadyThere,
+}
+
+fn verify(hash: &Hash160, bytes: &[u8]) -> Result<()> {
+    if bytes.len() > MAX_ZONEFILE_BYTES {
+        return Err(StoreError::TooLarge(bytes.len()));
+    }
+    let actual = Hash160::of(bytes);
+    if actual != *hash {
+        return Err(StoreError::HashMismatch {
+            expected: *hash,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn hash_from(bytes: &[u8]) -> Result<Hash160> {
+    Hash160::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store {
+    /// Opens (or creates) the database, creating missing tables so that reads
+    /// never fail on a fresh file.
+    pub fn open(path: &Path, pending_capacity: usize) -> Result<Self> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(ANNOUNCEMENTS)?;
+        txn.open_multimap_table(HASH_INDICES)?;
+        txn.open_table(ZONEFILES)?;
+        txn.open_table(PENDING)?;
+        txn.open_table(PENDING_ORDER)?;
+        txn.open_table(PEERS)?;
+        txn.commit()?;
+        Ok(Store {
+            db,
+            pending_capacity,
+        })
+    }
+
+    /// The whole whitelist, in order.
+    pub fn announcements(&self) -> Result<Vec<Hash160>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ANNOUNCEMENTS)?;
+        let mut out = Vec::with_capacity(t.len()? as usize);
+        for (expected, row) in t.iter()?.enumerate() {
+            let (k, v) = row?;
+            if k.value() != expected as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "announcement index {} where {expected} was expected",
+                    k.value()
+                )));
+            }
+            out.push(hash_from(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Writes whitelist entries `from..`, first dropping any at or past `from`.
+    pub fn set_announcements(&self, from: u64, hashes: &[Hash160]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut ann = txn.open_table(ANNOUNCEMENTS)?;
+            let mut idx = txn.open_multimap_table(HASH_INDICES)?;
+            let stale: Vec<(u64, Vec<u8>)> = ann
+                .range(from..)?
+                .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
+                .collect::<std::result::Result<_, _>>()?;
+            for (i, h) in stale {
+                ann.remove(i)?;
+                idx.remove(h.as_slice(), i)?;
+            }
+            for (off, h) in hashes.iter().enumerate() {
+                let i = from + off as u64;
+                ann.insert(i, h.0.as_slice())?;
+                idx.insert(h.0.as_slice(), i)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stores verified zone files in one commit. Fails whole if any file's
+    /// bytes do not hash to its key, so nothing unverified is ever written.
+    pub fn put_zonefiles(&self, files: &[(Hash160, Bytes)]) -> Result<()> {
+        for (h, b) in files {
+            verify(h, b)?;
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(ZONEFILES)?;
+            for (h, b) in files {
+                t.insert(h.0.as_slice(), b.as_ref())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn get_zonefile(&self, hash: &Hash160) -> Result<Option<Bytes>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ZONEFILES)?;
+        Ok(t.get(hash.0.as_slice())?
+            .map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    /// Reads files for a peer, stopping before `budget` bytes: the caller
+    /// learns which hashes we lack (`missing`) and which were left out.
+    pub fn get_zonefiles(
+        &self,
+        hashes: &[Hash160],
+        budget: usize,
+    ) -> Result<(Vec<Bytes>, Vec<Hash160>)> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ZONEFILES)?;
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        let mut used = 0usize;
+        for h in hashes {
+            match t.get(h.0.as_slice())? {
+                Some(v) => {
+                    let b = v.value();
+                    if used + b.len() > budget && !found.is_empty() {
+                        continue;
+                    }
+                    used += b.len();
+                    found.push(Bytes::copy_from_slice(b));
+                }
+                None => missing.push(*h),
+            }
+        }
+        Ok((found, missing))
+    }
+
+    pub fn held_hashes(&self) -> Result<Vec<Hash160>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ZONEFILES)?;
+        t.iter()?
+            .map(|r| {
+                let (k, _) = r?;
+                hash_from(k.value())
+            })
+            .collect()
+    }
+
+    pub fn zonefile_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(ZONEFILES)?.len()?)
+    }
+
+    /// Keeps an upload whose hash is not announced yet, evicting the oldest
+    /// when the inbox is full.
+    pub fn stash_pending(&self, hash: &Hash160, bytes: &[u8]) -> Result<Stashed> {
+        verify(hash, bytes)?;
+        let txn = self.db.begin_write()?;
+        let outcome;
+        {
+            let mut pending = txn.open_table(PENDING)?;
+            let mut order = txn.open_table(PENDING_ORDER)?;
+            if pending.get(hash.0.as_slice())?.is_some() {
+                outcome = Stashed::AlreadyThere;
+            } else {
+                let seq = order.last()?.map_or(0, |(k, _)| k.value() + 1);
+                pending.insert(hash.0.as_slice(), (seq, bytes))?;
+                order.insert(seq, hash.0.as_slice())?;
+                while pending.len()? > self.pending_capacity as u64 {
+                    let Some((_, oldest)) = order.pop_first()? else {
+                        break;
+                    };
+                    let oldest = oldest.value().to_vec();
+                    pending.remove(oldest.as_slice())?;
+                }
+                outcome = Stashed::Added;
+            }
+        }
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// Removes and returns the pending uploads among `hashes`.
+    pub fn take_pending(&self, hashes: &[Hash160]) -> Result<Vec<(Hash160, Bytes)>> {
+        let txn = self.db.begin_write()?;
+        let mut out = Vec::new();
+        {
+            let mut pending = txn.open_table(PENDING)?;
+            let mut order = txn.open_table(PENDING_ORDER)?;
+            for h in hashes {
+                let removed = pending
+                    .remove(h.0.as_slice())?
+                    .map(|v| {
+                        let (seq, b) = v.value();
+                        (seq, Bytes::copy_from_slice(b))
+                    });
+                if let Some((seq, b)) = removed {
+                    order.remove(seq)?;
+                    out.push((*h, b));
+                }
+            }
+        }
+        if out.is_empty() {
+            txn.abort()?;
+        } else {
+            txn.commit()?;
+        }
+        Ok(out)
+    }
+
+    pub fn pending_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(PENDING)?.len()?)
+    }
+
+    pub fn save_peers(&self, peers: &[(PeerId, Vec<Multiaddr>)]) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(PEERS)?;
+            t.retain(|_, _| false)?;
+            for (p, addrs) in peers {
+                let joined = addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                t.insert(p.to_bytes().as_slice(), joined.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Remembered peers; unreadable rows are skipped (they are only hints).
+    pub fn load_peers(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PEERS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let Ok(peer) = PeerId::from_bytes(k.value()) else {
+                continue;
+            };
+            let addrs = v.value().lines().filter_map(|l| l.parse().ok()).collect();
+            out.push((peer, addrs));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bytes_that_do_not_match_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("atlas.redb"), 10).unwrap();
+        let good = Bytes::from_static(b"$ORIGIN a.id\n");
+        let h = Hash160::of(&good);
+        let err = store
+            .put_zonefiles(&[(h, good.clone()), (h, Bytes::from_static(b"evil"))])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::HashMismatch { .. }));
+        assert_eq!(store.zonefile_count().unwrap(), 0, "nothing of the batch was written");
+        store.put_zonefiles(&[(h, good.clone())]).unwrap();
+        assert_eq!(store.get_zonefile(&h).unwrap(), Some(good));
+    }
+
+    #[test]
+    fn pending_inbox_is_bounded_and_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("atlas.redb"), 3).unwrap();
+        let files: Vec<Vec<u8>> = (0..5).map(|i| format!("zone {i}").into_bytes()).collect();
+        for f in &files {
+            assert_eq!(
+                store.stash_pending(&Hash160::of(f), f).unwrap(),
+                Stashed::Added
+            );
+        }
+        assert_eq!(store.pending_count().unwrap(), 3);
+        let hashes: Vec<Hash160> = files.iter().map(|f| Hash160::of(f)).collect();
+        let taken = store.take_pending(&hashes).unwrap();
+        let kept: Vec<Hash160> = taken.iter().map(|(h, _)| *h).collect();
+        assert_eq!(kept, hashes[2..].to_vec(), "the two oldest were evicted");
+        assert_eq!(store.pending_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn announcements_rewrite_from_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atlas.redb");
+        let h = |i: u8| Hash160([i; 20]);
+        {
+            let store = Store::open(&path, 3).unwrap();
+            store.set_announcements(0, &[h(1), h(2), h(3)]).unwrap();
+            store.set_announcements(1, &[h(9)]).unwrap();
+        }
+        let store = Store::open(&path, 3).unwrap();
+        assert_eq!(store.announcements().unwrap(), vec![h(1), h(9)]);
+    }
+}
