@@ -3,6 +3,9 @@
 
 pub mod api;
 pub mod atlas;
+pub mod config;
+pub mod devnet;
 pub mod net;
 pub mod store;
+pub mod whitelist;
 pub mod zonefile;

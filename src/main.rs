@@ -1,1 +1,190 @@
-fn main(){}
+//! The `atlas` command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use atlas::api::{self, ApiState, client};
+use atlas::atlas::CoreConfig;
+use atlas::config::{Config, Role};
+use atlas::devnet::{Devnet, DevnetConfig};
+use atlas::net::{self, NodeConfig};
+use atlas::whitelist::{FileWhitelist, MemoryWhitelist, WhitelistSource};
+
+#[derive(Parser)]
+#[command(name = "atlas", version, about = "A node of the Atlas zone-file network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node from a TOML config (every field has a default).
+    Node {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Preset for the node's role; overrides `role` in the config.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
+    /// Run N nodes on 127.0.0.1 in this process, sharing an in-memory whitelist.
+    Devnet {
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// Node i's API is on base-port + i; its p2p port is base-port + 1000 + i.
+        #[arg(long, default_value_t = 7600)]
+        base_port: u16,
+        #[arg(long, default_value = "./devnet-data")]
+        data_dir: PathBuf,
+    },
+    /// Print a node's status.
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:7600")]
+        api: String,
+    },
+    /// Read or publish a zone file through a node's API.
+    Zonefile {
+        #[command(subcommand)]
+        op: ZonefileOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZonefileOp {
+    /// Write the zone file with this hash to stdout.
+    Get {
+        hash: String,
+        #[arg(long, default_value = "http://127.0.0.1:7600")]
+        api: String,
+    },
+    /// Publish the zone file in FILE.
+    Put {
+        file: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:7600")]
+        api: String,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,libp2p_swarm=warn,libp2p_tcp=warn,libp2p_quic=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Node { config, role } => {
+            init_logging();
+            run_node(config, role).await
+        }
+        Cmd::Devnet {
+            nodes,
+            base_port,
+            data_dir,
+        } => {
+            init_logging();
+            run_devnet(nodes, base_port, data_dir).await
+        }
+        Cmd::Status { api } => {
+            let r = client::get(&format!("{}/v1/status", api.trim_end_matches('/'))).await?;
+            if r.status != 200 {
+                bail!("{} answered {}: {}", api, r.status, r.text());
+            }
+            let v: serde_json::Value = serde_json::from_slice(&r.body).context("status is not JSON")?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Cmd::Zonefile { op } => match op {
+            ZonefileOp::Get { hash, api } => {
+                let r = client::get(&format!("{}/v1/zonefiles/{hash}", api.trim_end_matches('/'))).await?;
+                if r.status != 200 {
+                    bail!("{} answered {}: {}", api, r.status, r.text());
+                }
+                use std::io::Write;
+                std::io::stdout().write_all(&r.body)?;
+                Ok(())
+            }
+            ZonefileOp::Put { file, api } => {
+                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let r = client::post(&format!("{}/v1/zonefiles", api.trim_end_matches('/')), &bytes).await?;
+                println!("{} {}", r.status, r.text());
+                if r.status >= 300 && r.status != 202 {
+                    bail!("upload refused");
+                }
+                Ok(())
+            }
+        },
+    }
+}
+
+async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result<()> {
+    let mut cfg = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(role) = role {
+        cfg.apply_role(role);
+    } else {
+        let r = cfg.role;
+        cfg.apply_role(r);
+    }
+    let v = cfg.validate()?;
+    let whitelist: Box<dyn WhitelistSource> = match &v.whitelist_file {
+        Some(path) => {
+            let source = FileWhitelist {
+                path: path.clone(),
+                poll: std::time::Duration::from_secs(5),
+            };
+            source.read().context("whitelist.file")?;
+            Box::new(source)
+        }
+        None => {
+            tracing::warn!(
+                "no whitelist source configured ([whitelist] file): this node can relay peers but will store no zone files"
+            );
+            Box::new(MemoryWhitelist::new())
+        }
+    };
+    let api_listen = v.api_listen;
+    let node = net::spawn(NodeConfig::from(v), whitelist).await?;
+    let (addr, api_task) = api::serve(
+        api_listen,
+        ApiState {
+            node: node.handle.clone(),
+            devnet: None,
+        },
+    )
+    .await
+    .with_context(|| format!("api.listen {api_listen}"))?;
+    tracing::info!(peer_id = %node.handle.peer_id, "node started; API on http://{addr}");
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    api_task.abort();
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn run_devnet(nodes: usize, base_port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
+    if nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let devnet = Devnet::start(DevnetConfig {
+        nodes,
+        base_port,
+        data_dir,
+        core: CoreConfig::default(),
+    })
+    .await?;
+    for (i, n) in devnet.nodes.iter().enumerate() {
+        println!("node {i} api {} peer {}", n.api_url(), n.node.handle.peer_id);
+    }
+    println!("devnet ready");
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    devnet.shutdown().await;
+    Ok(())
+}

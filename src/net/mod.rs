@@ -3,4 +3,8 @@
 
 pub mod behaviour;
 pub mod codec;
+mod event_loop;
+pub mod node;
 pub mod wire;
+
+pub use node::{Node, NodeConfig, NodeError, NodeHandle, NodeStatus, PeerInfo, PutOutcome, spawn};

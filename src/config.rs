@@ -1,0 +1,288 @@
+//! The node's configuration: one typed TOML document where every field has a
+//! default. `Config::load` rejects unknown keys and bad values with a message
+//! that names the field and says what to fix.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use libp2p::multiaddr::Protocol as AddrPart;
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+
+use crate::atlas::CoreConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid TOML for atlas: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A well-known entry point: accepts many inbound neighbours.
+    Seed,
+    /// An ordinary replica.
+    #[default]
+    Mirror,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub role: Role,
+    pub api: ApiConfig,
+    pub p2p: P2pConfig,
+    pub atlas: CoreConfig,
+    pub store: StoreConfig,
+    pub whitelist: WhitelistConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    pub listen: Vec<String>,
+    /// Seeds as full multiaddrs ending in `/p2p/<peer id>`.
+    pub seeds: Vec<String>,
+    /// Outbound neighbours to keep (K); overrides `atlas.neighbors`.
+    pub neighbors: usize,
+    /// Addresses to advertise instead of the listen addresses (behind NAT).
+    pub external: Vec<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Uploads kept while waiting for their hash to be announced.
+    pub pending_capacity: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhitelistConfig {
+    /// A file of announced hashes, one per line, in chain order.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./atlas-data"),
+            role: Role::Mirror,
+            api: ApiConfig::default(),
+            p2p: P2pConfig::default(),
+            atlas: CoreConfig::default(),
+            store: StoreConfig::default(),
+            whitelist: WhitelistConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:7600".into(),
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/6264".into(),
+                "/ip4/0.0.0.0/udp/6264/quic-v1".into(),
+            ],
+            seeds: Vec::new(),
+            neighbors: 8,
+            external: Vec::new(),
+            max_connections: 256,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            pending_capacity: 10_000,
+        }
+    }
+}
+
+/// The checked, parsed form the node runs on.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    pub data_dir: PathBuf,
+    pub api_listen: SocketAddr,
+    pub listen: Vec<Multiaddr>,
+    pub external: Vec<Multiaddr>,
+    pub seeds: Vec<(PeerId, Multiaddr)>,
+    pub core: CoreConfig,
+    pub max_connections: u32,
+    pub pending_capacity: usize,
+    pub whitelist_file: Option<PathBuf>,
+}
+
+fn parse_multiaddr(field: String, s: &str) -> Result<Multiaddr, ConfigError> {
+    s.parse()
+        .map_err(|e| invalid(field, format!("`{s}` is not a multiaddr ({e}); e.g. /ip4/0.0.0.0/tcp/6264")))
+}
+
+/// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address.
+pub fn parse_seed(s: &str) -> Result<(PeerId, Multiaddr), String> {
+    let mut addr: Multiaddr = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a multiaddr ({e})"))?;
+    match addr.pop() {
+        Some(AddrPart::P2p(peer)) => Ok((peer, addr)),
+        _ => Err(format!(
+            "`{s}` must end in /p2p/<peer id>; `atlas status` prints a node's id"
+        )),
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies a role preset: seeds accept many more inbound neighbours.
+    pub fn apply_role(&mut self, role: Role) {
+        self.role = role;
+        if role == Role::Seed {
+            self.atlas.max_inbound = self.atlas.max_inbound.max(128);
+            self.p2p.max_connections = self.p2p.max_connections.max(1024);
+            self.atlas.peer_table_capacity = self.atlas.peer_table_capacity.max(8192);
+        }
+    }
+
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let api_listen = self.api.listen.parse().map_err(|_| {
+            invalid(
+                "api.listen",
+                format!("`{}` is not host:port, e.g. 127.0.0.1:7600", self.api.listen),
+            )
+        })?;
+        if self.p2p.listen.is_empty() {
+            return Err(invalid("p2p.listen", "needs at least one address"));
+        }
+        let listen = self
+            .p2p
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_multiaddr(format!("p2p.listen[{i}]"), s))
+            .collect::<Result<_, _>>()?;
+        let external = self
+            .p2p
+            .external
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_multiaddr(format!("p2p.external[{i}]"), s))
+            .collect::<Result<_, _>>()?;
+        let seeds = self
+            .p2p
+            .seeds
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_seed(s).map_err(|m| invalid(format!("p2p.seeds[{i}]"), m)))
+            .collect::<Result<_, _>>()?;
+        let mut core = self.atlas.clone();
+        core.neighbors = self.p2p.neighbors;
+        if !(1..=64).contains(&core.neighbors) {
+            return Err(invalid("p2p.neighbors", "must be between 1 and 64 (8 is typical)"));
+        }
+        core.validate().map_err(|m| invalid("atlas", m))?;
+        if self.p2p.max_connections < (core.neighbors + core.max_inbound) as u32 {
+            return Err(invalid(
+                "p2p.max_connections",
+                "must be at least p2p.neighbors + atlas.max_inbound",
+            ));
+        }
+        if self.store.pending_capacity == 0 {
+            return Err(invalid("store.pending_capacity", "must be at least 1"));
+        }
+        Ok(Validated {
+            data_dir: self.data_dir.clone(),
+            api_listen,
+            listen,
+            external,
+            seeds,
+            core,
+            max_connections: self.p2p.max_connections,
+            pending_capacity: self.store.pending_capacity,
+            whitelist_file: self.whitelist.file.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Validated, String> {
+        let c: Config = toml::from_str(s).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_config_is_valid() {
+        let v = parse("").unwrap();
+        assert_eq!(v.core.neighbors, 8);
+        assert_eq!(v.api_listen.port(), 7600);
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/atlas.example.toml")).unwrap();
+        parse(&text).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse("[p2p]\nneighbors = 0\n").unwrap_err();
+        assert!(e.contains("p2p.neighbors"), "{e}");
+        let e = parse("[p2p]\nseeds = [\"/ip4/1.2.3.4/tcp/1\"]\n").unwrap_err();
+        assert!(e.contains("p2p.seeds[0]") && e.contains("/p2p/"), "{e}");
+        let e = parse("[api]\nlisten = \"nope\"\n").unwrap_err();
+        assert!(e.contains("api.listen"), "{e}");
+        let e = parse("[p2p]\nlisten = [\"tcp/1\"]\n").unwrap_err();
+        assert!(e.contains("p2p.listen[0]"), "{e}");
+        let e = parse("[p2p]\nneighbours = 3\n").unwrap_err();
+        assert!(e.contains("neighbours"), "unknown keys are refused: {e}");
+        let e = parse("[atlas]\nbatch_max_hashes = 0\n").unwrap_err();
+        assert!(e.contains("batch_max_hashes"), "{e}");
+    }
+}

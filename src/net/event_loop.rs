@@ -1,0 +1,580 @@
+//! The event loop: turns swarm events, API commands, whitelist updates and
+//! timers into core events, and carries out the core's actions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use libp2p::metrics::Recorder;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{PeerId, Swarm, identify};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as TokioInstant;
+
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::node::{Command, NodeStatus, PeerInfo, PutOutcome};
+use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
+use crate::atlas::{
+    Action, Core, Event, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
+    Request, RequestId, Response,
+};
+use crate::store::Store;
+use crate::whitelist::{ChainStatus, WhitelistUpdate};
+use crate::zonefile::Hash160;
+
+/// Replies to peers carry at most this many bytes of zone files.
+const SERVE_BUDGET: usize = 1 << 20;
+
+pub(super) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    core: Core,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    p2p_metrics: libp2p::metrics::Metrics,
+    status: watch::Sender<NodeStatus>,
+    chain: ChainStatus,
+    start: TokioInstant,
+    outbound: HashMap<OutboundRequestId, RequestId>,
+    inbound: HashMap<InboundId, (Protocol, ResponseChannel<Response>)>,
+    next_inbound: u64,
+    pending_count: u64,
+    penalties: u64,
+    has_external: bool,
+    progress: Progress,
+}
+
+struct Progress {
+    last_at: TokioInstant,
+    last_present: u64,
+}
+
+impl EventLoop {
+    pub(super) fn new(
+        swarm: Swarm<Behaviour>,
+        core: Core,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        p2p_metrics: libp2p::metrics::Metrics,
+        status: watch::Sender<NodeStatus>,
+        has_external: bool,
+    ) -> Self {
+        let pending_count = store.pending_count().unwrap_or(0);
+        let present = core.status().present;
+        EventLoop {
+            swarm,
+            core,
+            store,
+            metrics,
+            p2p_metrics,
+            status,
+            chain: ChainStatus::default(),
+            start: TokioInstant::now(),
+            outbound: HashMap::new(),
+            inbound: HashMap::new(),
+            next_inbound: 0,
+            pending_count,
+            penalties: 0,
+            has_external,
+            progress: Progress {
+                last_at: TokioInstant::now(),
+                last_present: present,
+            },
+        }
+    }
+
+    fn now(&self) -> CoreInstant {
+        CoreInstant::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    fn to_tokio(&self, t: CoreInstant) -> TokioInstant {
+        self.start + Duration::from_micros(t.as_micros())
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut whitelist: mpsc::Receiver<WhitelistUpdate>,
+    ) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(10));
+        let mut whitelist_open = true;
+        loop {
+            let deadline = self
+                .core
+                .poll_timeout()
+                .map(|t| self.to_tokio(t))
+                .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown) | None => break,
+                    Some(cmd) => self.on_command(cmd),
+                },
+                upd = whitelist.recv(), if whitelist_open => match upd {
+                    Some(u) => self.on_whitelist(u),
+                    None => whitelist_open = false,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = self.now();
+                    self.core.handle_timeout(now);
+                }
+                _ = ticker.tick() => self.periodic(),
+            }
+            self.drain_actions();
+            self.publish();
+        }
+        let now = self.now();
+        if let Err(e) = self.store.save_peers(&self.core.peer_snapshot(now)) {
+            tracing::warn!("saving peers at shutdown: {e}");
+        }
+    }
+
+    fn feed(&mut self, event: Event) {
+        let now = self.now();
+        self.core.handle(now, event);
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.p2p_metrics.record(&event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Peers(e)) => self.on_rr(Protocol::Peers, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Inv(e)) => self.on_rr(Protocol::Inventory, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Zonefiles(e)) => {
+                self.on_rr(Protocol::Zonefiles, e)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Push(e)) => self.on_rr(Protocol::Push, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => {
+                self.p2p_metrics.record(&e);
+                if let identify::Event::Received { peer_id, info, .. } = e {
+                    let addrs = info
+                        .listen_addrs
+                        .into_iter()
+                        .filter(|a| !is_unspecified(a))
+                        .collect();
+                    self.feed(Event::PeerAddresses {
+                        peer: peer_id,
+                        addrs,
+                    });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.p2p_metrics.record(&e),
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(v)) => match v {},
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    let dialed_addr = endpoint.is_dialer().then(|| {
+                        let mut a = endpoint.get_remote_address().clone();
+                        if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+                            a.pop();
+                        }
+                        a
+                    });
+                    self.feed(Event::PeerConnected {
+                        peer: peer_id,
+                        dialed_addr,
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => self.feed(Event::PeerDisconnected { peer: peer_id }),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("listening on {address}");
+                if !self.has_external {
+                    let addrs: Vec<_> = self.swarm.listeners().cloned().collect();
+                    self.core.set_listen_addrs(addrs);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rr(&mut self, protocol: Protocol, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let id = InboundId(self.next_inbound);
+                    self.next_inbound += 1;
+                    self.inbound.insert(id, (protocol, channel));
+                    self.feed(Event::Request { peer, id, request });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(id) = self.outbound.remove(&request_id) {
+                        self.feed(Event::Response { peer, id, response });
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, ?protocol, "request failed: {error}");
+                if let request_response::OutboundFailure::Io(e) = &error
+                    && e.kind() == std::io::ErrorKind::InvalidData
+                {
+                    tracing::warn!(%peer, ?protocol, "malformed response: {e}");
+                    self.feed(Event::Malformed { peer });
+                }
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    self.feed(Event::RequestFailed { peer, id });
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                if let request_response::InboundFailure::Io(e) = &error
+                    && e.kind() == std::io::ErrorKind::InvalidData
+                {
+                    tracing::warn!(%peer, ?protocol, "malformed request refused: {e}");
+                    self.feed(Event::Malformed { peer });
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Put { bytes, reply } => {
+                let _ = reply.send(self.put(bytes));
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peer_infos());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn put(&mut self, bytes: Bytes) -> Result<PutOutcome, String> {
+        let hash = Hash160::of(&bytes);
+        if !self.core.is_whitelisted(&hash) {
+            self.store
+                .stash_pending(&hash, &bytes)
+                .map_err(|e| e.to_string())?;
+            self.pending_count = self.store.pending_count().unwrap_or(self.pending_count);
+            return Ok(PutOutcome::Pending { hash });
+        }
+        if self.core.has(&hash) {
+            return Ok(PutOutcome::Stored { hash, new: false });
+        }
+        self.commit(vec![(hash, bytes, Origin::Local)]);
+        Ok(PutOutcome::Stored { hash, new: true })
+    }
+
+    fn on_whitelist(&mut self, update: WhitelistUpdate) {
+        match update {
+            WhitelistUpdate::Grew { from_index, hashes } => {
+                if let Err(e) = self.store.set_announcements(from_index, &hashes) {
+                    tracing::error!("persisting whitelist: {e}");
+                    return;
+                }
+                tracing::info!(from_index, count = hashes.len(), "whitelist grew");
+                self.feed(Event::WhitelistGrew {
+                    from_index,
+                    hashes: hashes.clone(),
+                });
+                // Files already on disk (from before a rollback) count at once.
+                let held: Vec<Hash160> = hashes
+                    .iter()
+                    .filter(|h| !self.core.has(h))
+                    .filter(|h| matches!(self.store.get_zonefile(h), Ok(Some(_))))
+                    .copied()
+                    .collect();
+                self.core.restore_present(held);
+                // Uploads that were waiting for these announcements.
+                match self.store.take_pending(&hashes) {
+                    Ok(promoted) if !promoted.is_empty() => {
+                        self.pending_count = self.store.pending_count().unwrap_or(0);
+                        let batch = promoted
+                            .into_iter()
+                            .map(|(h, b)| (h, b, Origin::Inbox))
+                            .collect();
+                        self.commit(batch);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("reading pending inbox: {e}"),
+                }
+            }
+            WhitelistUpdate::RolledBack { to_index } => {
+                if let Err(e) = self.store.set_announcements(to_index, &[]) {
+                    tracing::error!("persisting whitelist rollback: {e}");
+                    return;
+                }
+                tracing::warn!(to_index, "whitelist rolled back");
+                self.feed(Event::WhitelistRolledBack { to_index });
+            }
+            WhitelistUpdate::Chain(status) => self.chain = status,
+        }
+    }
+
+    /// Carries out the core's actions; zone files to store are written in one
+    /// commit per round, and their `ZonefileStored` events may queue more.
+    fn drain_actions(&mut self) {
+        loop {
+            let mut to_store = Vec::new();
+            while let Some(action) = self.core.poll_action() {
+                match action {
+                    Action::Store {
+                        hash,
+                        bytes,
+                        origin,
+                    } => to_store.push((hash, bytes, origin)),
+                    other => self.execute(other),
+                }
+            }
+            if to_store.is_empty() {
+                break;
+            }
+            self.commit(to_store);
+        }
+        for obs in self.core.drain_observations() {
+            match obs {
+                Observation::FetchLatency(d) => self.metrics.fetch_latency.observe(d.as_secs_f64()),
+                Observation::PushFanout(n) => self.metrics.push_fanout.observe(f64::from(n)),
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<(Hash160, Bytes, Origin)>) {
+        let files: Vec<(Hash160, Bytes)> = batch.iter().map(|(h, b, _)| (*h, b.clone())).collect();
+        let started = std::time::Instant::now();
+        let result = self.store.put_zonefiles(&files);
+        self.metrics
+            .store_commit
+            .observe(started.elapsed().as_secs_f64());
+        for (hash, bytes, origin) in batch {
+            let event = match &result {
+                Ok(()) => {
+                    self.metrics
+                        .stored
+                        .get_or_create(&OriginLabel {
+                            origin: origin.label(),
+                        })
+                        .inc();
+                    Event::ZonefileStored {
+                        hash,
+                        bytes,
+                        origin,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(%hash, "store write failed: {e}");
+                    Event::StoreFailed { hash }
+                }
+            };
+            self.feed(event);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Send {
+                peer,
+                id,
+                request,
+                addrs,
+            } => {
+                let rid = self
+                    .swarm
+                    .behaviour_mut()
+                    .protocol(request.protocol())
+                    .send_request_with_addresses(&peer, request, addrs);
+                self.outbound.insert(rid, id);
+            }
+            Action::Respond { id, response, .. } => self.respond(id, response),
+            Action::ServeZonefiles { id, hashes, .. } => {
+                let response = match self.store.get_zonefiles(&hashes, SERVE_BUDGET) {
+                    Ok((zonefiles, missing)) => Response::Zonefiles { zonefiles, missing },
+                    Err(e) => {
+                        tracing::error!("reading zone files for a peer: {e}");
+                        Response::Zonefiles {
+                            zonefiles: Vec::new(),
+                            missing: Vec::new(),
+                        }
+                    }
+                };
+                self.respond(id, response);
+            }
+            Action::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Action::Stash { hash, bytes, from } => match self.store.stash_pending(&hash, &bytes) {
+                Ok(_) => self.pending_count = self.store.pending_count().unwrap_or(0),
+                Err(e) => tracing::warn!(%from, "stashing pushed zone file: {e}"),
+            },
+            Action::Penalize {
+                peer,
+                reason,
+                banned,
+            } => {
+                self.penalties += 1;
+                self.metrics
+                    .penalties
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.label(),
+                    })
+                    .inc();
+                if banned {
+                    tracing::warn!(%peer, reason = reason.label(), "peer banned");
+                } else {
+                    tracing::debug!(%peer, reason = reason.label(), "peer penalized");
+                }
+            }
+            Action::Store { .. } => unreachable!("stores are batched by drain_actions"),
+        }
+    }
+
+    fn respond(&mut self, id: InboundId, response: Response) {
+        if let Some((protocol, channel)) = self.inbound.remove(&id) {
+            // The peer may have gone; nothing to do then.
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .protocol(protocol)
+                .send_response(channel, response);
+        }
+    }
+
+    fn dial_known(&mut self, peer: PeerId) {
+        let addrs = self.core.peer_table().addrs(&peer);
+        if addrs.is_empty() {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        let _ = self.swarm.dial(opts);
+    }
+
+    fn peer_infos(&self) -> Vec<PeerInfo> {
+        let now = self.now();
+        let neighbors: HashMap<PeerId, (bool, Option<u64>)> = self
+            .core
+            .neighbor_list()
+            .into_iter()
+            .map(|(p, out, inv)| (p, (out, inv)))
+            .collect();
+        let mut v: Vec<PeerInfo> = self
+            .core
+            .peer_table()
+            .iter()
+            .map(|(p, e)| {
+                let n = neighbors.get(p);
+                PeerInfo {
+                    peer_id: p.to_string(),
+                    addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
+                    neighbor: n.map(|(out, _)| if *out { "outbound" } else { "inbound" }),
+                    inventory: n.and_then(|(_, inv)| *inv),
+                    connected: self.swarm.is_connected(p),
+                    health: e.health(),
+                    banned: e.is_banned(now),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        v
+    }
+
+    fn publish(&mut self) {
+        let s = self.core.status();
+        let m = &self.metrics;
+        m.peers_known.set(s.peers_known as i64);
+        m.neighbors.set(s.neighbors as i64);
+        m.connected.set(s.connected as i64);
+        m.announced.set(s.announced as i64);
+        m.present.set(s.present as i64);
+        m.missing.set(s.missing as i64);
+        m.pending.set(self.pending_count as i64);
+        m.absorb(&self.core.stats);
+        let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
+        let next = NodeStatus {
+            peer_id: self.core.local_peer().to_string(),
+            listen_addrs,
+            neighbors: s.neighbors,
+            outbound_neighbors: s.outbound_neighbors,
+            connected: s.connected,
+            peers_known: s.peers_known,
+            announced: s.announced,
+            present: s.present,
+            missing: s.missing,
+            pending: self.pending_count,
+            penalties: self.penalties,
+            chain: self.chain.clone(),
+        };
+        self.status.send_if_modified(|cur| {
+            if *cur == next {
+                false
+            } else {
+                *cur = next;
+                true
+            }
+        });
+    }
+
+    /// Every 10 s: a progress line while catching up, peers to disk, and a
+    /// redial of seeds if we are alone.
+    fn periodic(&mut self) {
+        let s = self.core.status();
+        let now = TokioInstant::now();
+        let elapsed = now.duration_since(self.progress.last_at).as_secs_f64();
+        let gained = s.present.saturating_sub(self.progress.last_present);
+        if s.present < s.announced && elapsed > 0.0 {
+            let rate = gained as f64 / elapsed;
+            let left = s.announced - s.present;
+            let eta = if rate > 0.0 {
+                format!("{:.0}s", left as f64 / rate)
+            } else {
+                "unknown".to_string()
+            };
+            tracing::info!(
+                "catching up: {}/{} zone files ({:.1}%), {:.1} files/s, ETA {eta}, {} neighbours",
+                s.present,
+                s.announced,
+                100.0 * s.present as f64 / s.announced.max(1) as f64,
+                rate,
+                s.neighbors
+            );
+        }
+        self.progress.last_at = now;
+        self.progress.last_present = s.present;
+        let snapshot = self.core.peer_snapshot(self.now());
+        if let Err(e) = self.store.save_peers(&snapshot) {
+            tracing::warn!("saving peers: {e}");
+        }
+        if s.connected == 0 {
+            let pinned: Vec<PeerId> = self
+                .core
+                .peer_table()
+                .iter()
+                .filter(|(_, e)| e.pinned)
+                .map(|(p, _)| *p)
+                .collect();
+            for p in pinned {
+                self.dial_known(p);
+            }
+        }
+    }
+}
+
+fn is_unspecified(a: &libp2p::Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_unspecified(),
+        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}

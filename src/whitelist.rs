@@ -1,0 +1,207 @@
+//! Where the whitelist comes from. A source streams [`WhitelistUpdate`]s to
+//! the node; the node persists them and feeds them to the core. Today's
+//! sources are an in-memory list (devnet, tests) and a file of hashes; the
+//! Electrum chain follower plugs in behind the same trait.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::zonefile::Hash160;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChainStatus {
+    pub network: String,
+    pub backend: String,
+    pub height: u64,
+    pub tip: String,
+    pub confirmed_height: u64,
+    pub consensus_hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WhitelistUpdate {
+    Grew { from_index: u64, hashes: Vec<Hash160> },
+    RolledBack { to_index: u64 },
+    Chain(ChainStatus),
+}
+
+pub trait WhitelistSource: Send + 'static {
+    /// Starts streaming updates. `known` is the whitelist the node already
+    /// has on disk; the source first rolls back whatever of it disagrees.
+    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>);
+}
+
+/// The index of the first entry where `known` and `truth` disagree.
+fn common_prefix(known: &[Hash160], truth: &[Hash160]) -> usize {
+    known
+        .iter()
+        .zip(truth)
+        .take_while(|(a, b)| a == b)
+        .count()
+}
+
+/// A whitelist in memory, shared by every node of a devnet.
+#[derive(Clone)]
+pub struct MemoryWhitelist {
+    entries: Arc<Mutex<Vec<Hash160>>>,
+    version: Arc<watch::Sender<u64>>,
+}
+
+impl Default for MemoryWhitelist {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryWhitelist {
+    pub fn new() -> Self {
+        MemoryWhitelist {
+            entries: Arc::default(),
+            version: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Appends hashes and returns the new length.
+    pub fn announce(&self, hashes: &[Hash160]) -> u64 {
+        let len = {
+            let mut e = self.entries.lock().expect("whitelist lock");
+            e.extend_from_slice(hashes);
+            e.len() as u64
+        };
+        self.version.send_replace(len);
+        len
+    }
+
+    pub fn len(&self) -> u64 {
+        self.entries.lock().expect("whitelist lock").len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn snapshot(&self) -> Vec<Hash160> {
+        self.entries.lock().expect("whitelist lock").clone()
+    }
+}
+
+fn status(backend: &str, len: u64) -> ChainStatus {
+    ChainStatus {
+        network: "devnet".into(),
+        backend: backend.into(),
+        height: len,
+        tip: String::new(),
+        confirmed_height: len,
+        consensus_hash: String::new(),
+    }
+}
+
+impl WhitelistSource for MemoryWhitelist {
+    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+        let mut rx = self.version.subscribe();
+        tokio::spawn(async move {
+            let truth = self.snapshot();
+            let mut sent = common_prefix(&known, &truth);
+            if sent < known.len() && tx.send(WhitelistUpdate::RolledBack { to_index: sent as u64 }).await.is_err() {
+                return;
+            }
+            loop {
+                let all = self.snapshot();
+                if all.len() > sent {
+                    let update = WhitelistUpdate::Grew {
+                        from_index: sent as u64,
+                        hashes: all[sent..].to_vec(),
+                    };
+                    sent = all.len();
+                    if tx.send(update).await.is_err()
+                        || tx.send(WhitelistUpdate::Chain(status("memory", sent as u64))).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// A text file of hashes, one per line, in announcement order (`#` starts a
+/// comment). Re-read when it changes, so an external indexer can append to it.
+pub struct FileWhitelist {
+    pub path: PathBuf,
+    pub poll: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileWhitelistError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {source}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        source: crate::zonefile::ParseHashError,
+    },
+}
+
+impl FileWhitelist {
+    pub fn read(&self) -> Result<Vec<Hash160>, FileWhitelistError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| FileWhitelistError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| (i, l.split('#').next().unwrap_or("").trim()))
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(i, l)| {
+                l.parse().map_err(|source| FileWhitelistError::Parse {
+                    path: self.path.clone(),
+                    line: i + 1,
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+impl WhitelistSource for FileWhitelist {
+    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+        tokio::spawn(async move {
+            let mut have = known;
+            loop {
+                match self.read() {
+                    Ok(truth) if truth != have => {
+                        let keep = common_prefix(&have, &truth);
+                        let update = WhitelistUpdate::Grew {
+                            from_index: keep as u64,
+                            hashes: truth[keep..].to_vec(),
+                        };
+                        let len = truth.len() as u64;
+                        have = truth;
+                        if tx.send(update).await.is_err()
+                            || tx.send(WhitelistUpdate::Chain(status("file", len))).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("whitelist file: {e}"),
+                }
+                tokio::time::sleep(self.poll).await;
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+    }
+}
