@@ -34,7 +34,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/peers", get(peers))
         .route("/metrics", get(metrics_text));
     if state.devnet.is_some() {
-        r = r.route("/v1/devnet/announce", post(devnet_announce));
+        r = r.route(
+            "/v1/devnet/announce",
+            post(devnet_announce).layer(DefaultBodyLimit::max(16 << 20)),
+        );
     }
     // Let bodies a little over the limit through, so we can answer 413 ourselves.
     r.layer(DefaultBodyLimit::max(MAX_ZONEFILE_BYTES * 2))

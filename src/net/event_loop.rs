@@ -38,7 +38,8 @@ pub(super) struct EventLoop {
     status: watch::Sender<NodeStatus>,
     chain: ChainStatus,
     start: TokioInstant,
-    outbound: HashMap<OutboundRequestId, RequestId>,
+    /// Request ids are per protocol behaviour, so the protocol is part of the key.
+    outbound: HashMap<(Protocol, OutboundRequestId), RequestId>,
     inbound: HashMap<InboundId, (Protocol, ResponseChannel<Response>)>,
     next_inbound: u64,
     pending_count: u64,
@@ -213,7 +214,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some(id) = self.outbound.remove(&request_id) {
+                    if let Some(id) = self.outbound.remove(&(protocol, request_id)) {
                         self.feed(Event::Response { peer, id, response });
                     }
                 }
@@ -231,7 +232,7 @@ impl EventLoop {
                     tracing::warn!(%peer, ?protocol, "malformed response: {e}");
                     self.feed(Event::Malformed { peer });
                 }
-                if let Some(id) = self.outbound.remove(&request_id) {
+                if let Some(id) = self.outbound.remove(&(protocol, request_id)) {
                     self.feed(Event::RequestFailed { peer, id });
                 }
             }
@@ -388,12 +389,13 @@ impl EventLoop {
                 request,
                 addrs,
             } => {
+                let protocol = request.protocol();
                 let rid = self
                     .swarm
                     .behaviour_mut()
-                    .protocol(request.protocol())
+                    .protocol(protocol)
                     .send_request_with_addresses(&peer, request, addrs);
-                self.outbound.insert(rid, id);
+                self.outbound.insert((protocol, rid), id);
             }
             Action::Respond { id, response, .. } => self.respond(id, response),
             Action::ServeZonefiles { id, hashes, .. } => {
