@@ -13,6 +13,16 @@ use super::wire;
 use crate::api::metrics::Metrics;
 use crate::atlas::{Protocol, Request, Response};
 
+/// An inbound request that could not be read. libp2p does not report codec
+/// errors on inbound streams to the behaviour, so the codec hands the
+/// rejection up as a value: the event loop penalizes the sender and drops the
+/// stream without answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+/// What travels through request-response as a request.
+pub type InboundRequest = Result<Request, Rejected>;
+
 #[derive(Clone)]
 pub struct AtlasCodec {
     metrics: Option<Arc<Metrics>>,
@@ -84,17 +94,25 @@ pub async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) 
 
 impl request_response::Codec for AtlasCodec {
     type Protocol = StreamProtocol;
-    type Request = Request;
+    type Request = InboundRequest;
     type Response = Response;
 
-    async fn read_request<T>(&mut self, protocol: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<InboundRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
         let p = protocol_of(protocol)?;
-        let buf = read_frame(io, wire::limits(p).0, p).await?;
+        let buf = match read_frame(io, wire::limits(p).0, p).await {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Err(Rejected(e.to_string()))),
+            Err(e) => return Err(e),
+        };
         self.count("in", p, buf.len());
-        wire::decode_request(p, &buf).map_err(invalid)
+        Ok(wire::decode_request(p, &buf).map_err(|e| Rejected(e.to_string())))
     }
 
     async fn read_response<T>(
@@ -115,12 +133,13 @@ impl request_response::Codec for AtlasCodec {
         &mut self,
         protocol: &StreamProtocol,
         io: &mut T,
-        req: Request,
+        req: InboundRequest,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         let p = protocol_of(protocol)?;
+        let req = req.map_err(|r| io::Error::new(io::ErrorKind::InvalidInput, r.0))?;
         let body = wire::encode_request(&req);
         self.count("out", p, body.len());
         write_frame(io, &body).await?;

@@ -16,11 +16,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::codec::InboundRequest;
 use super::node::{Command, NodeStatus, PeerInfo, PutOutcome};
 use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
 use crate::atlas::{
     Action, Core, Event, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
-    Request, RequestId, Response,
+    RequestId, Response,
 };
 use crate::store::Store;
 use crate::whitelist::{ChainStatus, WhitelistUpdate};
@@ -199,11 +200,24 @@ impl EventLoop {
         }
     }
 
-    fn on_rr(&mut self, protocol: Protocol, event: request_response::Event<Request, Response>) {
+    fn on_rr(
+        &mut self,
+        protocol: Protocol,
+        event: request_response::Event<InboundRequest, Response>,
+    ) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request: Err(rejected),
+                    ..
+                } => {
+                    tracing::warn!(%peer, ?protocol, "malformed request refused: {}", rejected.0);
+                    self.feed(Event::Malformed { peer });
+                }
+                request_response::Message::Request {
+                    request: Ok(request),
+                    channel,
+                    ..
                 } => {
                     let id = InboundId(self.next_inbound);
                     self.next_inbound += 1;
@@ -394,7 +408,7 @@ impl EventLoop {
                     .swarm
                     .behaviour_mut()
                     .protocol(protocol)
-                    .send_request_with_addresses(&peer, request, addrs);
+                    .send_request_with_addresses(&peer, Ok(request), addrs);
                 self.outbound.insert((protocol, rid), id);
             }
             Action::Respond { id, response, .. } => self.respond(id, response),
