@@ -146,8 +146,12 @@ pub struct Validated {
 }
 
 fn parse_multiaddr(field: String, s: &str) -> Result<Multiaddr, ConfigError> {
-    s.parse()
-        .map_err(|e| invalid(field, format!("`{s}` is not a multiaddr ({e}); e.g. /ip4/0.0.0.0/tcp/6264")))
+    s.parse().map_err(|e| {
+        invalid(
+            field,
+            format!("`{s}` is not a multiaddr ({e}); e.g. /ip4/0.0.0.0/tcp/6264"),
+        )
+    })
 }
 
 /// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address.
@@ -192,7 +196,10 @@ impl Config {
         let api_listen = self.api.listen.parse().map_err(|_| {
             invalid(
                 "api.listen",
-                format!("`{}` is not host:port, e.g. 127.0.0.1:7600", self.api.listen),
+                format!(
+                    "`{}` is not host:port, e.g. 127.0.0.1:7600",
+                    self.api.listen
+                ),
             )
         })?;
         if self.p2p.listen.is_empty() {
@@ -222,7 +229,10 @@ impl Config {
         let mut core = self.atlas.clone();
         core.neighbors = self.p2p.neighbors;
         if !(1..=64).contains(&core.neighbors) {
-            return Err(invalid("p2p.neighbors", "must be between 1 and 64 (8 is typical)"));
+            return Err(invalid(
+                "p2p.neighbors",
+                "must be between 1 and 64 (8 is typical)",
+            ));
         }
         core.validate().map_err(|m| invalid("atlas", m))?;
         if self.p2p.max_connections < (core.neighbors + core.max_inbound) as u32 {
@@ -266,7 +276,11 @@ mod tests {
 
     #[test]
     fn example_config_is_valid() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/atlas.example.toml")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/atlas.example.toml"
+        ))
+        .unwrap();
         parse(&text).unwrap();
     }
 

@@ -92,13 +92,21 @@ impl Devnet {
     }
 
     /// Starts (or restarts) the node with data directory `dir` at `index`.
-    pub async fn start_node(&mut self, index: usize, dir: PathBuf) -> Result<DevnetNode, DevnetError> {
+    pub async fn start_node(
+        &mut self,
+        index: usize,
+        dir: PathBuf,
+    ) -> Result<DevnetNode, DevnetError> {
         let node_err = |source| DevnetError::Node { index, source };
         let p2p = port(self.cfg.base_port, 1000 + index)?;
         let mut cfg = NodeConfig::new(dir);
         cfg.listen = vec![
-            format!("/ip4/127.0.0.1/tcp/{p2p}").parse().expect("valid multiaddr"),
-            format!("/ip4/127.0.0.1/udp/{p2p}/quic-v1").parse().expect("valid multiaddr"),
+            format!("/ip4/127.0.0.1/tcp/{p2p}")
+                .parse()
+                .expect("valid multiaddr"),
+            format!("/ip4/127.0.0.1/udp/{p2p}/quic-v1")
+                .parse()
+                .expect("valid multiaddr"),
         ];
         cfg.core = self.cfg.core.clone();
         cfg.rng_seed = Some(index as u64 + 1);
@@ -128,13 +136,14 @@ impl Devnet {
             node: node.handle.clone(),
             devnet: Some(self.whitelist.clone()),
         };
-        let (api_addr, api_task) = api::serve(api_addr, state)
-            .await
-            .map_err(|source| DevnetError::Api {
-                index,
-                addr: api_addr,
-                source,
-            })?;
+        let (api_addr, api_task) =
+            api::serve(api_addr, state)
+                .await
+                .map_err(|source| DevnetError::Api {
+                    index,
+                    addr: api_addr,
+                    source,
+                })?;
         Ok(DevnetNode {
             node,
             api_addr,

@@ -13,7 +13,11 @@ use atlas::net::{self, NodeConfig};
 use atlas::whitelist::{FileWhitelist, MemoryWhitelist, WhitelistSource};
 
 #[derive(Parser)]
-#[command(name = "atlas", version, about = "A node of the Atlas zone-file network")]
+#[command(
+    name = "atlas",
+    version,
+    about = "A node of the Atlas zone-file network"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -94,13 +98,18 @@ async fn main() -> anyhow::Result<()> {
             if r.status != 200 {
                 bail!("{} answered {}: {}", api, r.status, r.text());
             }
-            let v: serde_json::Value = serde_json::from_slice(&r.body).context("status is not JSON")?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&r.body).context("status is not JSON")?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
         Cmd::Zonefile { op } => match op {
             ZonefileOp::Get { hash, api } => {
-                let r = client::get(&format!("{}/v1/zonefiles/{hash}", api.trim_end_matches('/'))).await?;
+                let r = client::get(&format!(
+                    "{}/v1/zonefiles/{hash}",
+                    api.trim_end_matches('/')
+                ))
+                .await?;
                 if r.status != 200 {
                     bail!("{} answered {}: {}", api, r.status, r.text());
                 }
@@ -109,8 +118,13 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             ZonefileOp::Put { file, api } => {
-                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                let r = client::post(&format!("{}/v1/zonefiles", api.trim_end_matches('/')), &bytes).await?;
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let r = client::post(
+                    &format!("{}/v1/zonefiles", api.trim_end_matches('/')),
+                    &bytes,
+                )
+                .await?;
                 println!("{} {}", r.status, r.text());
                 if r.status >= 300 && r.status != 202 {
                     bail!("upload refused");
@@ -180,7 +194,11 @@ async fn run_devnet(nodes: usize, base_port: u16, data_dir: PathBuf) -> anyhow::
     })
     .await?;
     for (i, n) in devnet.nodes.iter().enumerate() {
-        println!("node {i} api {} peer {}", n.api_url(), n.node.handle.peer_id);
+        println!(
+            "node {i} api {} peer {}",
+            n.api_url(),
+            n.node.handle.peer_id
+        );
     }
     println!("devnet ready");
     tokio::signal::ctrl_c().await?;

@@ -24,8 +24,13 @@ pub struct ChainStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WhitelistUpdate {
-    Grew { from_index: u64, hashes: Vec<Hash160> },
-    RolledBack { to_index: u64 },
+    Grew {
+        from_index: u64,
+        hashes: Vec<Hash160>,
+    },
+    RolledBack {
+        to_index: u64,
+    },
     Chain(ChainStatus),
 }
 
@@ -37,11 +42,7 @@ pub trait WhitelistSource: Send + 'static {
 
 /// The index of the first entry where `known` and `truth` disagree.
 fn common_prefix(known: &[Hash160], truth: &[Hash160]) -> usize {
-    known
-        .iter()
-        .zip(truth)
-        .take_while(|(a, b)| a == b)
-        .count()
+    known.iter().zip(truth).take_while(|(a, b)| a == b).count()
 }
 
 /// A whitelist in memory, shared by every node of a devnet.
@@ -106,7 +107,14 @@ impl WhitelistSource for MemoryWhitelist {
         tokio::spawn(async move {
             let truth = self.snapshot();
             let mut sent = common_prefix(&known, &truth);
-            if sent < known.len() && tx.send(WhitelistUpdate::RolledBack { to_index: sent as u64 }).await.is_err() {
+            if sent < known.len()
+                && tx
+                    .send(WhitelistUpdate::RolledBack {
+                        to_index: sent as u64,
+                    })
+                    .await
+                    .is_err()
+            {
                 return;
             }
             loop {
@@ -118,7 +126,10 @@ impl WhitelistSource for MemoryWhitelist {
                     };
                     sent = all.len();
                     if tx.send(update).await.is_err()
-                        || tx.send(WhitelistUpdate::Chain(status("memory", sent as u64))).await.is_err()
+                        || tx
+                            .send(WhitelistUpdate::Chain(status("memory", sent as u64)))
+                            .await
+                            .is_err()
                     {
                         return;
                     }
@@ -155,10 +166,11 @@ pub enum FileWhitelistError {
 
 impl FileWhitelist {
     pub fn read(&self) -> Result<Vec<Hash160>, FileWhitelistError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| FileWhitelistError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&self.path).map_err(|source| FileWhitelistError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         text.lines()
             .enumerate()
             .map(|(i, l)| (i, l.split('#').next().unwrap_or("").trim()))
@@ -189,7 +201,10 @@ impl WhitelistSource for FileWhitelist {
                         let len = truth.len() as u64;
                         have = truth;
                         if tx.send(update).await.is_err()
-                            || tx.send(WhitelistUpdate::Chain(status("file", len))).await.is_err()
+                            || tx
+                                .send(WhitelistUpdate::Chain(status("file", len)))
+                                .await
+                                .is_err()
                         {
                             return;
                         }

@@ -23,7 +23,11 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, noise, tcp, yamux};
 fn swarm<B: NetworkBehaviour>(make: impl FnOnce(&libp2p::identity::Keypair) -> B) -> Swarm<B> {
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .unwrap()
         .with_behaviour(|k| make(k))
         .unwrap()
@@ -32,7 +36,8 @@ fn swarm<B: NetworkBehaviour>(make: impl FnOnce(&libp2p::identity::Keypair) -> B
 }
 
 async fn listen<B: NetworkBehaviour>(s: &mut Swarm<B>) -> Multiaddr {
-    s.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    s.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
     loop {
         if let SwarmEvent::NewListenAddr { address, .. } = s.select_next_some().await {
             return address;
@@ -50,30 +55,62 @@ fn spawn_liar(mut s: Swarm<Behaviour>, claim: u64) {
             };
             let (req, channel, p) = match ev {
                 BehaviourEvent::Peers(request_response::Event::Message {
-                    message: request_response::Message::Request { request: Ok(request), channel, .. },
+                    message:
+                        request_response::Message::Request {
+                            request: Ok(request),
+                            channel,
+                            ..
+                        },
                     ..
                 }) => (request, channel, 0),
                 BehaviourEvent::Inv(request_response::Event::Message {
-                    message: request_response::Message::Request { request: Ok(request), channel, .. },
+                    message:
+                        request_response::Message::Request {
+                            request: Ok(request),
+                            channel,
+                            ..
+                        },
                     ..
                 }) => (request, channel, 1),
                 BehaviourEvent::Zonefiles(request_response::Event::Message {
-                    message: request_response::Message::Request { request: Ok(request), channel, .. },
+                    message:
+                        request_response::Message::Request {
+                            request: Ok(request),
+                            channel,
+                            ..
+                        },
                     ..
                 }) => (request, channel, 2),
                 BehaviourEvent::Push(request_response::Event::Message {
-                    message: request_response::Message::Request { request: Ok(request), channel, .. },
+                    message:
+                        request_response::Message::Request {
+                            request: Ok(request),
+                            channel,
+                            ..
+                        },
                     ..
                 }) => (request, channel, 3),
                 _ => continue,
             };
-            let view = ChainView { length: claim, tip: [0; 20] };
+            let view = ChainView {
+                length: claim,
+                tip: [0; 20],
+            };
             let resp = match req {
-                Request::PeerExchange { .. } => Response::Peers { view, peers: vec![] },
-                Request::Inventory { .. } => Response::Inventory { view, inventory: RangeSet::full(claim) },
+                Request::PeerExchange { .. } => Response::Peers {
+                    view,
+                    peers: vec![],
+                },
+                Request::Inventory { .. } => Response::Inventory {
+                    view,
+                    inventory: RangeSet::full(claim),
+                },
                 Request::InventoryDelta { .. } => Response::Ack,
                 Request::GetZonefiles { hashes } => Response::Zonefiles {
-                    zonefiles: hashes.iter().map(|h| Bytes::from(format!("forged {h}\n"))).collect(),
+                    zonefiles: hashes
+                        .iter()
+                        .map(|h| Bytes::from(format!("forged {h}\n")))
+                        .collect(),
                     missing: vec![],
                 },
                 Request::Push { .. } => Response::PushAck { accepted: 0 },
@@ -102,7 +139,11 @@ async fn a_peer_serving_wrong_hashes_is_banned_and_files_come_from_elsewhere() {
         Behaviour::new(
             k,
             None,
-            Limits { max_connections: 64, max_per_peer: 2, max_pending: 16 },
+            Limits {
+                max_connections: 64,
+                max_per_peer: 2,
+                max_pending: 16,
+            },
             Duration::from_secs(10),
         )
     });
@@ -116,26 +157,50 @@ async fn a_peer_serving_wrong_hashes_is_banned_and_files_come_from_elsewhere() {
     cfg.seeds = vec![(liar_id, liar_addr)];
     let victim = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
     let v = &victim.handle;
-    wait(v, "the liar is penalized", Duration::from_secs(60), |s| s.penalties >= 1).await;
+    wait(v, "the liar is penalized", Duration::from_secs(60), |s| {
+        s.penalties >= 1
+    })
+    .await;
     let peers = v.peers().await.unwrap();
-    let liar_info = peers.iter().find(|p| p.peer_id == liar_id.to_string()).unwrap();
-    assert!(liar_info.banned, "a wrong-hash file bans the peer: {liar_info:?}");
-    assert_eq!(v.store.zonefile_count().unwrap(), 0, "no forged bytes were stored");
+    let liar_info = peers
+        .iter()
+        .find(|p| p.peer_id == liar_id.to_string())
+        .unwrap();
+    assert!(
+        liar_info.banned,
+        "a wrong-hash file bans the peer: {liar_info:?}"
+    );
+    assert_eq!(
+        v.store.zonefile_count().unwrap(),
+        0,
+        "no forged bytes were stored"
+    );
 
     // An honest holder appears; the victim fetches everything from it.
     let mut hcfg = NodeConfig::new(dir.path().join("honest"));
     hcfg.core = test_core();
     let victim_addr = v.seed_addr().unwrap();
     let mut victim_seed = victim_addr.clone();
-    let Some(libp2p::multiaddr::Protocol::P2p(victim_id)) = victim_seed.pop() else { panic!() };
+    let Some(libp2p::multiaddr::Protocol::P2p(victim_id)) = victim_seed.pop() else {
+        panic!()
+    };
     hcfg.seeds = vec![(victim_id, victim_seed)];
     let honest = net::spawn(hcfg, Box::new(whitelist.clone())).await.unwrap();
     for (_, b) in &files {
         honest.handle.put_zonefile(b.clone().into()).await.unwrap();
     }
-    wait(v, "victim gets every file from the honest peer", Duration::from_secs(120), |s| s.present == 50).await;
+    wait(
+        v,
+        "victim gets every file from the honest peer",
+        Duration::from_secs(120),
+        |s| s.present == 50,
+    )
+    .await;
     for (h, b) in &files {
-        assert_eq!(v.store.get_zonefile(h).unwrap().unwrap().as_ref(), b.as_slice());
+        assert_eq!(
+            v.store.get_zonefile(h).unwrap().unwrap().as_ref(),
+            b.as_slice()
+        );
     }
     let scrape = {
         let mut out = String::new();
@@ -156,38 +221,74 @@ impl request_response::Codec for RawCodec {
     type Request = Vec<u8>;
     type Response = Vec<u8>;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         let mut v = Vec::new();
         io.read_to_end(&mut v).await?;
         Ok(v)
     }
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         let mut v = Vec::new();
         io.take(8 << 20).read_to_end(&mut v).await?;
         if v.is_empty() {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "stream closed without a reply"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "stream closed without a reply",
+            ));
         }
         Ok(v)
     }
-    async fn write_request<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> std::io::Result<()> {
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()> {
         io.write_all(&req).await?;
         io.close().await
     }
-    async fn write_response<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> std::io::Result<()> {
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()> {
         io.write_all(&res).await?;
         io.close().await
     }
 }
 
-async fn raw_request(s: &mut Swarm<request_response::Behaviour<RawCodec>>, peer: PeerId, addr: &Multiaddr, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    let id = s.behaviour_mut().send_request_with_addresses(&peer, bytes, vec![addr.clone()]);
+async fn raw_request(
+    s: &mut Swarm<request_response::Behaviour<RawCodec>>,
+    peer: PeerId,
+    addr: &Multiaddr,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let id = s
+        .behaviour_mut()
+        .send_request_with_addresses(&peer, bytes, vec![addr.clone()]);
     loop {
         match s.select_next_some().await {
             SwarmEvent::Behaviour(request_response::Event::Message {
-                message: request_response::Message::Response { request_id, response },
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             }) if request_id == id => return Ok(response),
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { request_id, error, .. }) if request_id == id => {
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            }) if request_id == id => {
                 return Err(error.to_string());
             }
             _ => {}
@@ -208,7 +309,10 @@ async fn oversized_and_malformed_frames_are_refused_and_the_node_keeps_serving()
     for (_, b) in &files {
         h.put_zonefile(b.clone().into()).await.unwrap();
     }
-    wait(h, "listening", Duration::from_secs(10), |s| !s.listen_addrs.is_empty()).await;
+    wait(h, "listening", Duration::from_secs(10), |s| {
+        !s.listen_addrs.is_empty()
+    })
+    .await;
     let mut addr = h.seed_addr().unwrap();
     addr.pop();
     let tcp_addr: Multiaddr = h
@@ -223,7 +327,10 @@ async fn oversized_and_malformed_frames_are_refused_and_the_node_keeps_serving()
 
     let mut client = swarm(|_| {
         request_response::Behaviour::<RawCodec>::new(
-            [(StreamProtocol::new("/atlas/zonefiles/1"), ProtocolSupport::Outbound)],
+            [(
+                StreamProtocol::new("/atlas/zonefiles/1"),
+                ProtocolSupport::Outbound,
+            )],
             request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
         )
     });
@@ -237,21 +344,37 @@ async fn oversized_and_malformed_frames_are_refused_and_the_node_keeps_serving()
     }
     huge.push(v as u8);
     huge.extend_from_slice(&[0u8; 64]);
-    assert!(raw_request(&mut client, h.peer_id, &tcp_addr, huge).await.is_err());
+    assert!(
+        raw_request(&mut client, h.peer_id, &tcp_addr, huge)
+            .await
+            .is_err()
+    );
 
     // A well-framed body that is not protobuf.
     let mut junk = Vec::new();
     write_frame(&mut junk, &[0xff; 40]).await.unwrap();
-    assert!(raw_request(&mut client, h.peer_id, &tcp_addr, junk).await.is_err());
+    assert!(
+        raw_request(&mut client, h.peer_id, &tcp_addr, junk)
+            .await
+            .is_err()
+    );
 
     // A valid request still gets a valid answer.
-    let req = atlas::net::wire::encode_request(&Request::GetZonefiles { hashes: vec![files[0].0, Hash160([9; 20])] });
+    let req = atlas::net::wire::encode_request(&Request::GetZonefiles {
+        hashes: vec![files[0].0, Hash160([9; 20])],
+    });
     let mut framed = Vec::new();
     write_frame(&mut framed, &req).await.unwrap();
-    let reply = raw_request(&mut client, h.peer_id, &tcp_addr, framed).await.expect("node still serves");
-    let body = atlas::net::codec::read_frame(&mut futures::io::Cursor::new(reply), 1 << 23, atlas::atlas::Protocol::Zonefiles)
+    let reply = raw_request(&mut client, h.peer_id, &tcp_addr, framed)
         .await
-        .unwrap();
+        .expect("node still serves");
+    let body = atlas::net::codec::read_frame(
+        &mut futures::io::Cursor::new(reply),
+        1 << 23,
+        atlas::atlas::Protocol::Zonefiles,
+    )
+    .await
+    .unwrap();
     match atlas::net::wire::decode_response(atlas::atlas::Protocol::Zonefiles, &body).unwrap() {
         Response::Zonefiles { zonefiles, missing } => {
             assert_eq!(zonefiles, vec![Bytes::from(files[0].1.clone())]);
@@ -259,6 +382,12 @@ async fn oversized_and_malformed_frames_are_refused_and_the_node_keeps_serving()
         }
         other => panic!("unexpected {other:?}"),
     }
-    wait(h, "both bad frames penalized", Duration::from_secs(10), |s| s.penalties >= 2).await;
+    wait(
+        h,
+        "both bad frames penalized",
+        Duration::from_secs(10),
+        |s| s.penalties >= 2,
+    )
+    .await;
     node.shutdown().await;
 }

@@ -17,56 +17,113 @@ async fn zonefile_endpoints_follow_the_contract() {
     let files = zonefiles(3);
     let (h0, b0) = &files[0];
 
-    let r = client::post(&format!("{api}/v1/zonefiles"), b"").await.unwrap();
+    let r = client::post(&format!("{api}/v1/zonefiles"), b"")
+        .await
+        .unwrap();
     assert_eq!(r.status, 400, "empty body");
     let big = vec![b'x'; MAX_ZONEFILE_BYTES + 1];
-    let r = client::post(&format!("{api}/v1/zonefiles"), &big).await.unwrap();
+    let r = client::post(&format!("{api}/v1/zonefiles"), &big)
+        .await
+        .unwrap();
     assert_eq!(r.status, 413, "over 40960 bytes");
     let exactly = vec![b'y'; MAX_ZONEFILE_BYTES];
-    let r = client::post(&format!("{api}/v1/zonefiles"), &exactly).await.unwrap();
-    assert_eq!(r.status, 202, "40960 bytes is allowed (pending: not announced)");
+    let r = client::post(&format!("{api}/v1/zonefiles"), &exactly)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status, 202,
+        "40960 bytes is allowed (pending: not announced)"
+    );
 
     // Not announced yet: kept in the pending inbox.
-    let r = client::post(&format!("{api}/v1/zonefiles"), b0).await.unwrap();
+    let r = client::post(&format!("{api}/v1/zonefiles"), b0)
+        .await
+        .unwrap();
     assert_eq!(r.status, 202, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["status"], "pending");
     assert_eq!(v["hash"], h0.to_hex());
-    let r = client::get(&format!("{api}/v1/zonefiles/{h0}")).await.unwrap();
+    let r = client::get(&format!("{api}/v1/zonefiles/{h0}"))
+        .await
+        .unwrap();
     assert_eq!(r.status, 404, "pending files are not served");
 
     // The announcement promotes it, and it replicates.
     let body = serde_json::json!({ "hashes": [h0] }).to_string();
-    let r = client::post(&format!("{api}/v1/devnet/announce"), body.as_bytes()).await.unwrap();
+    let r = client::post(&format!("{api}/v1/devnet/announce"), body.as_bytes())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["length"], 1);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["length"],
+        1
+    );
     for n in &net.nodes {
-        wait(&n.node.handle, "promoted file replicates", Duration::from_secs(60), |s| s.present == 1 && s.pending <= 1).await;
+        wait(
+            &n.node.handle,
+            "promoted file replicates",
+            Duration::from_secs(60),
+            |s| s.present == 1 && s.pending <= 1,
+        )
+        .await;
     }
-    let r = client::get(&format!("{}/v1/zonefiles/{h0}", net.nodes[1].api_url())).await.unwrap();
+    let r = client::get(&format!("{}/v1/zonefiles/{h0}", net.nodes[1].api_url()))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(&r.body, b0);
 
     // Announced first, then posted: 201, and 200 for a repeat.
     let (h1, b1) = &files[1];
     net.whitelist.announce(&[*h1]);
-    wait(&net.nodes[0].node.handle, "announced", Duration::from_secs(10), |s| s.announced == 2).await;
-    let r = client::post(&format!("{api}/v1/zonefiles"), b1).await.unwrap();
+    wait(
+        &net.nodes[0].node.handle,
+        "announced",
+        Duration::from_secs(10),
+        |s| s.announced == 2,
+    )
+    .await;
+    let r = client::post(&format!("{api}/v1/zonefiles"), b1)
+        .await
+        .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["status"], "stored");
-    let r = client::post(&format!("{api}/v1/zonefiles"), b1).await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["status"],
+        "stored"
+    );
+    let r = client::post(&format!("{api}/v1/zonefiles"), b1)
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
 
-    let r = client::get(&format!("{api}/v1/zonefiles/nothex")).await.unwrap();
+    let r = client::get(&format!("{api}/v1/zonefiles/nothex"))
+        .await
+        .unwrap();
     assert_eq!(r.status, 400);
-    let r = client::get(&format!("{api}/v1/zonefiles/{}", Hash160([3; 20]))).await.unwrap();
+    let r = client::get(&format!("{api}/v1/zonefiles/{}", Hash160([3; 20])))
+        .await
+        .unwrap();
     assert_eq!(r.status, 404);
-    let r = client::post(&format!("{api}/v1/devnet/announce"), b"{\"hashes\":[\"zz\"]}").await.unwrap();
+    let r = client::post(
+        &format!("{api}/v1/devnet/announce"),
+        b"{\"hashes\":[\"zz\"]}",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 400);
 
     let r = client::get(&format!("{api}/v1/status")).await.unwrap();
     let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    for key in ["peer_id", "listen_addrs", "neighbors", "peers_known", "announced", "present", "pending", "chain"] {
+    for key in [
+        "peer_id",
+        "listen_addrs",
+        "neighbors",
+        "peers_known",
+        "announced",
+        "present",
+        "pending",
+        "chain",
+    ] {
         assert!(s.get(key).is_some(), "status has {key}: {s}");
     }
     assert_eq!(s["announced"], 2);
@@ -74,7 +131,11 @@ async fn zonefile_endpoints_follow_the_contract() {
     assert_eq!(s["pending"], 1, "the 40960-byte upload still waits");
     let r = client::get(&format!("{api}/v1/peers")).await.unwrap();
     let peers: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
-    assert!(peers.iter().any(|p| p["peer_id"] == net.nodes[1].node.handle.peer_id.to_string()));
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["peer_id"] == net.nodes[1].node.handle.peer_id.to_string())
+    );
     net.shutdown().await;
 }
 
@@ -83,27 +144,55 @@ async fn metrics_scrape_parses_and_matches_status() {
     let dir = tempfile::tempdir().unwrap();
     let net = devnet(3, dir.path()).await;
     let files = zonefiles(20);
-    net.whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    net.whitelist
+        .announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
     for (_, b) in &files {
-        net.nodes[0].node.handle.put_zonefile(b.clone().into()).await.unwrap();
+        net.nodes[0]
+            .node
+            .handle
+            .put_zonefile(b.clone().into())
+            .await
+            .unwrap();
     }
     for n in &net.nodes {
-        wait(&n.node.handle, "replicated", Duration::from_secs(60), |s| s.present == 20).await;
+        wait(&n.node.handle, "replicated", Duration::from_secs(60), |s| {
+            s.present == 20
+        })
+        .await;
     }
-    let r = client::get(&format!("{}/metrics", net.nodes[1].api_url())).await.unwrap();
+    let r = client::get(&format!("{}/metrics", net.nodes[1].api_url()))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     let text = r.text();
-    assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics text ends with # EOF"
+    );
     let m = parse_metrics(&text);
     assert_eq!(metric(&m, "atlas_present"), 20.0);
     assert_eq!(metric(&m, "atlas_announced"), 20.0);
     assert_eq!(metric(&m, "atlas_missing"), 0.0);
     assert!(metric(&m, "atlas_neighbors") >= 1.0);
     assert!(metric(&m, "atlas_peers_known") >= 1.0);
-    let stored: f64 = m.iter().filter(|(k, _)| k.starts_with("atlas_zonefiles_stored_total")).map(|(_, v)| v).sum();
+    let stored: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("atlas_zonefiles_stored_total"))
+        .map(|(_, v)| v)
+        .sum();
     assert_eq!(stored, 20.0, "node 1 stored each file once");
-    assert!(metric(&m, "atlas_wire_bytes_total{direction=\"in\",protocol=\"inv\"}") > 0.0);
-    assert!(metric(&m, "atlas_wire_messages_total{direction=\"out\",protocol=\"peers\"}") > 0.0);
+    assert!(
+        metric(
+            &m,
+            "atlas_wire_bytes_total{direction=\"in\",protocol=\"inv\"}"
+        ) > 0.0
+    );
+    assert!(
+        metric(
+            &m,
+            "atlas_wire_messages_total{direction=\"out\",protocol=\"peers\"}"
+        ) > 0.0
+    );
     for name in [
         "atlas_duplicate_zonefiles_total",
         "atlas_fetch_latency_seconds_count",
@@ -113,7 +202,10 @@ async fn metrics_scrape_parses_and_matches_status() {
     ] {
         metric(&m, name);
     }
-    assert!(m.keys().any(|k| k.starts_with("libp2p_")), "libp2p's own metrics share the registry");
+    assert!(
+        m.keys().any(|k| k.starts_with("libp2p_")),
+        "libp2p's own metrics share the registry"
+    );
     net.shutdown().await;
 }
 
@@ -123,22 +215,45 @@ async fn cli_status_and_zonefile_get() {
     let net = devnet(1, dir.path()).await;
     let (h, b) = &zonefiles(1)[0];
     net.whitelist.announce(&[*h]);
-    wait(&net.nodes[0].node.handle, "announced", Duration::from_secs(10), |s| s.announced == 1).await;
-    net.nodes[0].node.handle.put_zonefile(b.clone().into()).await.unwrap();
+    wait(
+        &net.nodes[0].node.handle,
+        "announced",
+        Duration::from_secs(10),
+        |s| s.announced == 1,
+    )
+    .await;
+    net.nodes[0]
+        .node
+        .handle
+        .put_zonefile(b.clone().into())
+        .await
+        .unwrap();
     let api = net.nodes[0].api_url();
     let bin = env!("CARGO_BIN_EXE_atlas");
     let out = tokio::task::spawn_blocking({
         let api = api.clone();
-        move || Command::new(bin).args(["status", "--api", &api]).output().unwrap()
+        move || {
+            Command::new(bin)
+                .args(["status", "--api", &api])
+                .output()
+                .unwrap()
+        }
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["peer_id"], net.nodes[0].node.handle.peer_id.to_string());
     let hash = h.to_hex();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(bin).args(["zonefile", "get", &hash, "--api", &api]).output().unwrap()
+        Command::new(bin)
+            .args(["zonefile", "get", &hash, "--api", &api])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -154,7 +269,10 @@ fn node_refuses_a_bad_config_and_names_the_field() {
     let cases = [
         ("[p2p]\nneighbors = 0\n", "p2p.neighbors"),
         ("[api]\nlisten = \"localhost\"\n", "api.listen"),
-        ("[p2p]\nseeds = [\"/ip4/10.0.0.1/tcp/6264\"]\n", "p2p.seeds[0]"),
+        (
+            "[p2p]\nseeds = [\"/ip4/10.0.0.1/tcp/6264\"]\n",
+            "p2p.seeds[0]",
+        ),
         ("data_dir = 5\n", "data_dir"),
         ("[p2p\n", "TOML"),
     ];
@@ -167,6 +285,9 @@ fn node_refuses_a_bad_config_and_names_the_field() {
             .unwrap();
         assert!(!out.status.success(), "config {text:?} must be refused");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle), "error for {text:?} should name {needle}: {err}");
+        assert!(
+            err.contains(needle),
+            "error for {text:?} should name {needle}: {err}"
+        );
     }
 }

@@ -18,23 +18,37 @@ async fn ten_nodes_replicate_2000_zonefiles_published_at_one_node() {
     let api0 = net.nodes[0].api_url();
 
     let body = serde_json::json!({ "hashes": hashes }).to_string();
-    let r = client::post(&format!("{api0}/v1/devnet/announce"), body.as_bytes()).await.unwrap();
+    let r = client::post(&format!("{api0}/v1/devnet/announce"), body.as_bytes())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     for (h, bytes) in &files {
-        let r = client::post(&format!("{api0}/v1/zonefiles"), bytes).await.unwrap();
-        assert!(r.status == 201 || r.status == 200, "{} {}", r.status, r.text());
+        let r = client::post(&format!("{api0}/v1/zonefiles"), bytes)
+            .await
+            .unwrap();
+        assert!(
+            r.status == 201 || r.status == 200,
+            "{} {}",
+            r.status,
+            r.text()
+        );
         assert!(r.text().contains(&h.to_hex()));
     }
     for (i, n) in net.nodes.iter().enumerate() {
-        wait(&n.node.handle, &format!("node {i} holds all 2000"), Duration::from_secs(180), |s| {
-            s.present == 2000
-        })
+        wait(
+            &n.node.handle,
+            &format!("node {i} holds all 2000"),
+            Duration::from_secs(180),
+            |s| s.present == 2000,
+        )
         .await;
     }
     // Every node serves the exact bytes (tabs, missing final newlines and all).
     for (i, n) in net.nodes.iter().enumerate() {
         for (h, bytes) in files.iter().skip(i).step_by(97) {
-            let r = client::get(&format!("{}/v1/zonefiles/{h}", n.api_url())).await.unwrap();
+            let r = client::get(&format!("{}/v1/zonefiles/{h}", n.api_url()))
+                .await
+                .unwrap();
             assert_eq!(r.status, 200);
             assert_eq!(&r.body, bytes, "node {i} serves {h} byte for byte");
         }
@@ -54,13 +68,30 @@ async fn a_node_started_late_catches_up() {
     let hashes: Vec<Hash160> = files.iter().map(|(h, _)| *h).collect();
     net.whitelist.announce(&hashes);
     for (_, bytes) in &files {
-        net.nodes[1].node.handle.put_zonefile(bytes.clone().into()).await.unwrap();
+        net.nodes[1]
+            .node
+            .handle
+            .put_zonefile(bytes.clone().into())
+            .await
+            .unwrap();
     }
     for n in &net.nodes {
-        wait(&n.node.handle, "early nodes replicate", Duration::from_secs(120), |s| s.present == 300).await;
+        wait(
+            &n.node.handle,
+            "early nodes replicate",
+            Duration::from_secs(120),
+            |s| s.present == 300,
+        )
+        .await;
     }
     let late = net.add_node().await.unwrap();
-    wait(&late.node.handle, "late node catches up", Duration::from_secs(120), |s| s.present == 300).await;
+    wait(
+        &late.node.handle,
+        "late node catches up",
+        Duration::from_secs(120),
+        |s| s.present == 300,
+    )
+    .await;
     assert_eq!(late.node.handle.store.zonefile_count().unwrap(), 300);
     net.shutdown().await;
 }
@@ -73,10 +104,21 @@ async fn a_restarted_node_keeps_its_files_and_identity() {
     let hashes: Vec<Hash160> = files.iter().map(|(h, _)| *h).collect();
     net.whitelist.announce(&hashes);
     for (_, bytes) in &files {
-        net.nodes[0].node.handle.put_zonefile(bytes.clone().into()).await.unwrap();
+        net.nodes[0]
+            .node
+            .handle
+            .put_zonefile(bytes.clone().into())
+            .await
+            .unwrap();
     }
     for n in &net.nodes {
-        wait(&n.node.handle, "replicated", Duration::from_secs(120), |s| s.present == 120).await;
+        wait(
+            &n.node.handle,
+            "replicated",
+            Duration::from_secs(120),
+            |s| s.present == 120,
+        )
+        .await;
     }
     let victim = net.nodes.pop().unwrap();
     let id_before = victim.node.handle.peer_id;
@@ -87,18 +129,34 @@ async fn a_restarted_node_keeps_its_files_and_identity() {
     let more_hashes: Vec<Hash160> = more.iter().map(|(h, _)| *h).collect();
     net.whitelist.announce(&more_hashes);
     for (_, bytes) in &more {
-        net.nodes[0].node.handle.put_zonefile(bytes.clone().into()).await.unwrap();
+        net.nodes[0]
+            .node
+            .handle
+            .put_zonefile(bytes.clone().into())
+            .await
+            .unwrap();
     }
 
     let back = net.start_node(2, dir.path().join("node-2")).await.unwrap();
-    assert_eq!(back.node.handle.peer_id, id_before, "identity key persisted");
+    assert_eq!(
+        back.node.handle.peer_id, id_before,
+        "identity key persisted"
+    );
     assert!(
         back.node.handle.store.zonefile_count().unwrap() >= 120,
         "files survived the restart"
     );
-    wait(&back.node.handle, "restarted node catches up", Duration::from_secs(120), |s| s.present == 150).await;
+    wait(
+        &back.node.handle,
+        "restarted node catches up",
+        Duration::from_secs(120),
+        |s| s.present == 150,
+    )
+    .await;
     let (h, bytes) = &files[7];
-    let r = client::get(&format!("{}/v1/zonefiles/{h}", back.api_url())).await.unwrap();
+    let r = client::get(&format!("{}/v1/zonefiles/{h}", back.api_url()))
+        .await
+        .unwrap();
     assert_eq!(&r.body, bytes);
     back.shutdown().await;
     net.shutdown().await;

@@ -80,7 +80,10 @@ fn host_of(url: &str) -> String {
 
 fn parse(host: &str, raw: &[u8]) -> Result<HttpResponse, ClientError> {
     let bad = || ClientError::Malformed(host.to_string());
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(bad)?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad())?;
     let status = head
         .lines()

@@ -76,14 +76,47 @@ impl Metrics {
             last_stats: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("atlas");
-        r.register("peers_known", "Peers in the peer table", m.peers_known.clone());
-        r.register("neighbors", "Current overlay neighbours", m.neighbors.clone());
-        r.register("connected_peers", "Peers with an open connection", m.connected.clone());
-        r.register("announced", "Whitelist length (announced zone-file hashes)", m.announced.clone());
-        r.register("present", "Whitelist entries whose zone file this node holds", m.present.clone());
-        r.register("missing", "Distinct announced zone files this node lacks", m.missing.clone());
-        r.register("pending", "Uploads waiting in the inbox for their announcement", m.pending.clone());
-        r.register_with_unit("wire", "Bytes of protocol frames", Unit::Bytes, m.wire_bytes.clone());
+        r.register(
+            "peers_known",
+            "Peers in the peer table",
+            m.peers_known.clone(),
+        );
+        r.register(
+            "neighbors",
+            "Current overlay neighbours",
+            m.neighbors.clone(),
+        );
+        r.register(
+            "connected_peers",
+            "Peers with an open connection",
+            m.connected.clone(),
+        );
+        r.register(
+            "announced",
+            "Whitelist length (announced zone-file hashes)",
+            m.announced.clone(),
+        );
+        r.register(
+            "present",
+            "Whitelist entries whose zone file this node holds",
+            m.present.clone(),
+        );
+        r.register(
+            "missing",
+            "Distinct announced zone files this node lacks",
+            m.missing.clone(),
+        );
+        r.register(
+            "pending",
+            "Uploads waiting in the inbox for their announcement",
+            m.pending.clone(),
+        );
+        r.register_with_unit(
+            "wire",
+            "Bytes of protocol frames",
+            Unit::Bytes,
+            m.wire_bytes.clone(),
+        );
         r.register("wire_messages", "Protocol frames", m.wire_messages.clone());
         r.register_with_unit(
             "fetch_latency",
@@ -91,15 +124,52 @@ impl Metrics {
             Unit::Seconds,
             m.fetch_latency.clone(),
         );
-        r.register("push_fanout", "Neighbours a newly stored zone file was pushed to", m.push_fanout.clone());
-        r.register_with_unit("store_commit", "Duration of one store commit", Unit::Seconds, m.store_commit.clone());
-        r.register("duplicate_zonefiles", "Zone-file copies received that were already held", m.duplicates.clone());
-        r.register("zonefiles_pushed", "Zone-file copies pushed to neighbours", m.files_pushed.clone());
-        r.register("fetch_requests", "Zone-file fetch requests sent", m.fetch_requests.clone());
-        r.register("fetch_failures", "Zone-file fetch requests that failed", m.fetch_failures.clone());
-        r.register("walk_steps", "Completed MHRW-DA walk steps", m.walk_steps.clone());
-        r.register("penalties", "Penalties given to peers, by reason", m.penalties.clone());
-        r.register("zonefiles_stored", "Zone files stored, by origin", m.stored.clone());
+        r.register(
+            "push_fanout",
+            "Neighbours a newly stored zone file was pushed to",
+            m.push_fanout.clone(),
+        );
+        r.register_with_unit(
+            "store_commit",
+            "Duration of one store commit",
+            Unit::Seconds,
+            m.store_commit.clone(),
+        );
+        r.register(
+            "duplicate_zonefiles",
+            "Zone-file copies received that were already held",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "zonefiles_pushed",
+            "Zone-file copies pushed to neighbours",
+            m.files_pushed.clone(),
+        );
+        r.register(
+            "fetch_requests",
+            "Zone-file fetch requests sent",
+            m.fetch_requests.clone(),
+        );
+        r.register(
+            "fetch_failures",
+            "Zone-file fetch requests that failed",
+            m.fetch_failures.clone(),
+        );
+        r.register(
+            "walk_steps",
+            "Completed MHRW-DA walk steps",
+            m.walk_steps.clone(),
+        );
+        r.register(
+            "penalties",
+            "Penalties given to peers, by reason",
+            m.penalties.clone(),
+        );
+        r.register(
+            "zonefiles_stored",
+            "Zone files stored, by origin",
+            m.stored.clone(),
+        );
         m
     }
 
@@ -118,10 +188,22 @@ impl Metrics {
         let bump = |c: &Counter<u64, AtomicU64>, new: u64, old: u64| {
             c.inc_by(new.saturating_sub(old));
         };
-        bump(&self.duplicates, stats.duplicates_received, last.duplicates_received);
+        bump(
+            &self.duplicates,
+            stats.duplicates_received,
+            last.duplicates_received,
+        );
         bump(&self.files_pushed, stats.files_pushed, last.files_pushed);
-        bump(&self.fetch_requests, stats.fetch_requests, last.fetch_requests);
-        bump(&self.fetch_failures, stats.fetch_failures, last.fetch_failures);
+        bump(
+            &self.fetch_requests,
+            stats.fetch_requests,
+            last.fetch_requests,
+        );
+        bump(
+            &self.fetch_failures,
+            stats.fetch_failures,
+            last.fetch_failures,
+        );
         bump(&self.walk_steps, stats.walk_steps, last.walk_steps);
         *last = stats.clone();
     }

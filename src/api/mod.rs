@@ -70,30 +70,45 @@ async fn get_zonefile(State(s): State<ApiState>, Path(hash): Path<String>) -> Re
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match s.node.store.get_zonefile(&hash) {
-        Ok(Some(bytes)) => (
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("zone file {hash} is not held here")),
+        Ok(Some(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("zone file {hash} is not held here"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
 async fn post_zonefile(State(s): State<ApiState>, body: Bytes) -> Response {
     if body.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "empty body: send the zone file's raw bytes");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "empty body: send the zone file's raw bytes",
+        );
     }
     if body.len() > MAX_ZONEFILE_BYTES {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("zone file is {} bytes; the limit is {MAX_ZONEFILE_BYTES}", body.len()),
+            format!(
+                "zone file is {} bytes; the limit is {MAX_ZONEFILE_BYTES}",
+                body.len()
+            ),
         );
     }
     match s.node.put_zonefile(body).await {
         Ok(PutOutcome::Stored { hash, new }) => {
-            let code = if new { StatusCode::CREATED } else { StatusCode::OK };
-            (code, axum::Json(json!({ "hash": hash, "status": "stored" }))).into_response()
+            let code = if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                code,
+                axum::Json(json!({ "hash": hash, "status": "stored" })),
+            )
+                .into_response()
         }
         Ok(PutOutcome::Pending { hash }) => (
             StatusCode::ACCEPTED,

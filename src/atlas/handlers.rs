@@ -4,7 +4,7 @@ use libp2p::PeerId;
 
 use super::messages::{ChainView, Request, Response};
 use super::time::Instant;
-use super::{Action, Core, InboundId, Outstanding, Pending, Penalty, RequestId};
+use super::{Action, Core, InboundId, Outstanding, Penalty, Pending, RequestId};
 
 impl Core {
     fn note_view(&mut self, peer: PeerId, view: ChainView) {
@@ -69,7 +69,8 @@ impl Core {
     }
 
     fn respond(&mut self, peer: PeerId, id: InboundId, response: Response) {
-        self.actions.push_back(Action::Respond { peer, id, response });
+        self.actions
+            .push_back(Action::Respond { peer, id, response });
     }
 
     pub(super) fn on_response(

@@ -90,7 +90,8 @@ impl RangeSet {
         }
         let new_start = start.min(self.ranges[lo].0);
         let new_end = end.max(self.ranges[hi - 1].1);
-        self.ranges.splice(lo..hi, std::iter::once((new_start, new_end)));
+        self.ranges
+            .splice(lo..hi, std::iter::once((new_start, new_end)));
     }
 
     pub fn remove(&mut self, i: u64) -> bool {

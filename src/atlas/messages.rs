@@ -57,10 +57,17 @@ pub enum Request {
     },
     /// "Send me your whole inventory." Asking it also makes the caller the
     /// callee's neighbour.
-    Inventory { view: ChainView },
+    Inventory {
+        view: ChainView,
+    },
     /// Indices the sender gained since it last said.
-    InventoryDelta { view: ChainView, added: RangeSet },
-    GetZonefiles { hashes: Vec<Hash160> },
+    InventoryDelta {
+        view: ChainView,
+        added: RangeSet,
+    },
+    GetZonefiles {
+        hashes: Vec<Hash160>,
+    },
     /// Newly received zone files, sent unasked to neighbours that lack them.
     Push {
         view: ChainView,
@@ -85,7 +92,9 @@ pub enum Response {
         zonefiles: Vec<Bytes>,
         missing: Vec<Hash160>,
     },
-    PushAck { accepted: u32 },
+    PushAck {
+        accepted: u32,
+    },
 }
 
 impl Request {

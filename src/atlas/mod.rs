@@ -11,15 +11,18 @@
 //! Polling order after every `handle`/`handle_timeout`: drain `poll_action`
 //! until `None`, then re-arm the timer from `poll_timeout`.
 
+mod handlers;
 pub mod inventory;
 pub mod messages;
-mod handlers;
 mod overlay;
 pub mod peers;
 mod replication;
 pub mod scheduler;
 pub mod time;
 pub mod walker;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -33,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::zonefile::Hash160;
 use inventory::RangeSet;
 pub use messages::{ChainView, PeerRecord, Protocol, Request, Response};
-pub use peers::Penalty;
 use peers::PeerTable;
+pub use peers::Penalty;
 use scheduler::Scheduler;
 pub use time::Instant;
 use walker::Walker;

@@ -82,7 +82,11 @@ impl Core {
         };
         if target == self.local {
             // The walk reached us: answer from our own neighbour list.
-            let ids = self.exchange_list(now).into_iter().map(|r| r.peer).collect();
+            let ids = self
+                .exchange_list(now)
+                .into_iter()
+                .map(|r| r.peer)
+                .collect();
             self.on_walk_reply(now, target, ids);
             return;
         }

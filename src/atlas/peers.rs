@@ -248,6 +248,10 @@ impl PeerTable {
 
     /// Lowers a peer's score; returns true if this penalty banned it.
     pub fn penalize(&mut self, peer: &PeerId, penalty: Penalty, now: Instant) -> bool {
+        // A peer that only ever dialed us has no entry yet; it must still be bannable.
+        if !self.entries.contains_key(peer) {
+            self.learn(*peer, Vec::new(), now);
+        }
         let Some(e) = self.entries.get_mut(peer) else {
             return false;
         };
@@ -272,7 +276,7 @@ impl PeerTable {
             .filter(|(_, e)| !e.is_banned(now) && (e.pinned || e.last_seen.is_some()))
             .map(|(p, e)| (*p, e.addrs.clone()))
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|x| x.0);
         v
     }
 }
@@ -285,12 +289,9 @@ pub fn net_group(addr: &Multiaddr) -> u64 {
             AddrPart::Ip4(ip) => return group_of(IpAddr::V4(ip)),
             AddrPart::Ip6(ip) => return group_of(IpAddr::V6(ip)),
             AddrPart::Dns(name) | AddrPart::Dns4(name) | AddrPart::Dns6(name) => {
-                return name
-                    .bytes()
-                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                    })
-                    | (1 << 63);
+                return name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                }) | (1 << 63);
             }
             _ => {}
         }
@@ -356,7 +357,10 @@ mod tests {
         assert!(!t.is_banned(&p, Instant::ZERO + Duration::from_secs(3601)));
         let later = Instant::ZERO + SCORE_HALF_LIFE;
         let s = t.get(&p).unwrap().score(later);
-        assert!((s - (-105.0 / 2.0)).abs() < 1e-6, "score halves per half-life: {s}");
+        assert!(
+            (s - (-105.0 / 2.0)).abs() < 1e-6,
+            "score halves per half-life: {s}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use libp2p::PeerId;
 use super::inventory::RangeSet;
 use super::messages::Request;
 use super::time::Instant;
-use super::{Action, Core, CoreConfig, Observation, Origin, Pending, Penalty};
+use super::{Action, Core, CoreConfig, Observation, Origin, Penalty, Pending};
 use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
 /// How far down the ready queue one peer's batch may look.

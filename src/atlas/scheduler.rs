@@ -79,7 +79,8 @@ impl Scheduler {
     }
 
     fn key(hash: Hash160, m: &Missing) -> Option<ReadyKey> {
-        (m.state == FetchState::Idle && m.holders > 0).then(|| (m.holders, Reverse(m.newest()), hash))
+        (m.state == FetchState::Idle && m.holders > 0)
+            .then(|| (m.holders, Reverse(m.newest()), hash))
     }
 
     /// Applies `f` to an entry while keeping the ready and backoff sets in step.
@@ -255,7 +256,10 @@ mod tests {
             let due = s.next_deadline().unwrap();
             waits.push((due - now).as_secs());
             s.on_timer(due - Duration::from_millis(1));
-            assert!(s.take_batch(|_| true, 1, 10).is_empty(), "still backing off");
+            assert!(
+                s.take_batch(|_| true, 1, 10).is_empty(),
+                "still backing off"
+            );
             s.on_timer(due);
             now = due;
         }

@@ -236,7 +236,7 @@ mod tests {
             };
             if let Some(s) = walker.on_reply(&mut rng, q, adj[&q].clone()) {
                 steps += 1;
-                if steps % 25 == 0 {
+                if steps.is_multiple_of(25) {
                     *counts.entry(s).or_default() += 1;
                     samples += 1;
                 }
@@ -244,18 +244,24 @@ mod tests {
         }
         let chi = chi_square(&counts, n);
         // 99.9th percentile of chi-square with 29 degrees of freedom is 58.3.
-        assert!(chi < 58.3, "visit counts are not uniform: chi-square {chi:.1}");
+        assert!(
+            chi < 58.3,
+            "visit counts are not uniform: chi-square {chi:.1}"
+        );
 
         // The same statistic flags a plain random walk, which visits hubs more.
         let mut srw: HashMap<PeerId, u64> = HashMap::new();
         let mut at = ids[0];
-        for i in 0..500_000 {
+        for i in 0..500_000u32 {
             at = *adj[&at].choose(&mut rng).unwrap();
-            if i % 25 == 0 {
+            if i.is_multiple_of(25) {
                 *srw.entry(at).or_default() += 1;
             }
         }
-        assert!(chi_square(&srw, n) > 200.0, "the test must be able to see bias");
+        assert!(
+            chi_square(&srw, n) > 200.0,
+            "the test must be able to see bias"
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ impl request_response::Codec for AtlasCodec {
         let p = protocol_of(protocol)?;
         let buf = match read_frame(io, wire::limits(p).0, p).await {
             Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Err(Rejected(e.to_string()))),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Ok(Err(Rejected(e.to_string())));
+            }
             Err(e) => return Err(e),
         };
         self.count("in", p, buf.len());

@@ -169,20 +169,18 @@ impl EventLoop {
                 endpoint,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    let dialed_addr = endpoint.is_dialer().then(|| {
-                        let mut a = endpoint.get_remote_address().clone();
-                        if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
-                            a.pop();
-                        }
-                        a
-                    });
-                    self.feed(Event::PeerConnected {
-                        peer: peer_id,
-                        dialed_addr,
-                    });
-                }
+            } if num_established.get() == 1 => {
+                let dialed_addr = endpoint.is_dialer().then(|| {
+                    let mut a = endpoint.get_remote_address().clone();
+                    if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+                        a.pop();
+                    }
+                    a
+                });
+                self.feed(Event::PeerConnected {
+                    peer: peer_id,
+                    dialed_addr,
+                });
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

@@ -162,7 +162,10 @@ impl NodeHandle {
     }
 
     /// Waits until the node's status satisfies `f`.
-    pub async fn wait_for(&self, f: impl FnMut(&NodeStatus) -> bool) -> Result<NodeStatus, NodeError> {
+    pub async fn wait_for(
+        &self,
+        f: impl FnMut(&NodeStatus) -> bool,
+    ) -> Result<NodeStatus, NodeError> {
         let mut rx = self.status.clone();
         rx.wait_for(f)
             .await
@@ -204,13 +207,14 @@ pub fn load_identity(data_dir: &Path) -> Result<identity::Keypair, NodeError> {
         message,
     };
     match std::fs::read(&path) {
-        Ok(bytes) => identity::Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| err(format!("unreadable ({e}); move it away to get a new identity"))),
+        Ok(bytes) => identity::Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+            err(format!(
+                "unreadable ({e}); move it away to get a new identity"
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = identity::Keypair::generate_ed25519();
-            let bytes = key
-                .to_protobuf_encoding()
-                .map_err(|e| err(e.to_string()))?;
+            let bytes = key.to_protobuf_encoding().map_err(|e| err(e.to_string()))?;
             // Write then rename, so a crash never leaves half a key.
             let tmp = path.with_extension("key.tmp");
             write_private(&tmp, &bytes).map_err(|e| err(e.to_string()))?;
@@ -233,14 +237,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Starts a node: it listens, loads its state, and runs until shut down.
-pub async fn spawn(cfg: NodeConfig, whitelist: Box<dyn WhitelistSource>) -> Result<Node, NodeError> {
+pub async fn spawn(
+    cfg: NodeConfig,
+    whitelist: Box<dyn WhitelistSource>,
+) -> Result<Node, NodeError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
     let key = load_identity(&cfg.data_dir)?;
     let peer_id = key.public().to_peer_id();
-    let store = Arc::new(Store::open(&cfg.data_dir.join("atlas.redb"), cfg.pending_capacity)?);
+    let store = Arc::new(Store::open(
+        &cfg.data_dir.join("atlas.redb"),
+        cfg.pending_capacity,
+    )?);
 
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -269,10 +279,12 @@ pub async fn spawn(cfg: NodeConfig, whitelist: Box<dyn WhitelistSource>) -> Resu
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(180)))
         .build();
     for addr in &cfg.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
-            addr: addr.clone(),
-            message: e.to_string(),
-        })?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Listen {
+                addr: addr.clone(),
+                message: e.to_string(),
+            })?;
     }
     for addr in &cfg.external {
         swarm.add_external_address(addr.clone());

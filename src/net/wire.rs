@@ -165,7 +165,10 @@ fn addrs_to(addrs: &[Multiaddr]) -> Vec<Vec<u8>> {
 
 fn addrs_from(raw: Vec<Vec<u8>>) -> Result<Vec<Multiaddr>, WireError> {
     if raw.len() > 16 {
-        return Err(invalid("addresses", format!("{} given, at most 16", raw.len())));
+        return Err(invalid(
+            "addresses",
+            format!("{} given, at most 16", raw.len()),
+        ));
     }
     raw.into_iter()
         .map(|b| Multiaddr::try_from(b).map_err(|e| invalid("multiaddr", e)))
@@ -240,7 +243,10 @@ pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireE
         Protocol::Zonefiles => {
             let m = GetZonefilesRequest::decode(bytes)?;
             if m.hashes.len() > 100 {
-                return Err(invalid("request", format!("{} hashes, at most 100", m.hashes.len())));
+                return Err(invalid(
+                    "request",
+                    format!("{} hashes, at most 100", m.hashes.len()),
+                ));
             }
             Request::GetZonefiles {
                 hashes: hashes_from(m.hashes)?,
@@ -298,7 +304,10 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
         Protocol::Peers => {
             let m = PeerExchangeResponse::decode(bytes)?;
             if m.peers.len() > 128 {
-                return Err(invalid("peer list", format!("{} peers, at most 128", m.peers.len())));
+                return Err(invalid(
+                    "peer list",
+                    format!("{} peers, at most 128", m.peers.len()),
+                ));
             }
             let peers = m
                 .peers

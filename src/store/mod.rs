@@ -246,12 +246,10 @@ impl Store {
             let mut pending = txn.open_table(PENDING)?;
             let mut order = txn.open_table(PENDING_ORDER)?;
             for h in hashes {
-                let removed = pending
-                    .remove(h.0.as_slice())?
-                    .map(|v| {
-                        let (seq, b) = v.value();
-                        (seq, Bytes::copy_from_slice(b))
-                    });
+                let removed = pending.remove(h.0.as_slice())?.map(|v| {
+                    let (seq, b) = v.value();
+                    (seq, Bytes::copy_from_slice(b))
+                });
                 if let Some((seq, b)) = removed {
                     order.remove(seq)?;
                     out.push((*h, b));
@@ -320,7 +318,11 @@ mod tests {
             .put_zonefiles(&[(h, good.clone()), (h, Bytes::from_static(b"evil"))])
             .unwrap_err();
         assert!(matches!(err, StoreError::HashMismatch { .. }));
-        assert_eq!(store.zonefile_count().unwrap(), 0, "nothing of the batch was written");
+        assert_eq!(
+            store.zonefile_count().unwrap(),
+            0,
+            "nothing of the batch was written"
+        );
         store.put_zonefiles(&[(h, good.clone())]).unwrap();
         assert_eq!(store.get_zonefile(&h).unwrap(), Some(good));
     }

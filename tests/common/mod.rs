@@ -77,11 +77,19 @@ pub async fn devnet(nodes: usize, dir: &std::path::Path) -> Devnet {
 }
 
 /// Awaits a status condition, failing the test with the last status after `limit`.
-pub async fn wait(node: &NodeHandle, what: &str, limit: Duration, f: impl FnMut(&NodeStatus) -> bool) -> NodeStatus {
+pub async fn wait(
+    node: &NodeHandle,
+    what: &str,
+    limit: Duration,
+    f: impl FnMut(&NodeStatus) -> bool,
+) -> NodeStatus {
     match tokio::time::timeout(limit, node.wait_for(f)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => panic!("{what}: node stopped: {e}"),
-        Err(_) => panic!("{what}: not reached in {limit:?}; status {:?}", node.status.borrow()),
+        Err(_) => panic!(
+            "{what}: not reached in {limit:?}; status {:?}",
+            node.status.borrow()
+        ),
     }
 }
 
@@ -92,7 +100,9 @@ pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad metrics line: {line}"));
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad metrics line: {line}"));
         let v: f64 = value
             .parse()
             .unwrap_or_else(|_| panic!("metric value is not a number: {line}"));
@@ -102,6 +112,10 @@ pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
 }
 
 pub fn metric(m: &HashMap<String, f64>, key: &str) -> f64 {
-    *m.get(key)
-        .unwrap_or_else(|| panic!("metric {key} missing; have {:?}", m.keys().collect::<Vec<_>>()))
+    *m.get(key).unwrap_or_else(|| {
+        panic!(
+            "metric {key} missing; have {:?}",
+            m.keys().collect::<Vec<_>>()
+        )
+    })
 }
