@@ -77,16 +77,16 @@ impl Core {
             return;
         }
         let start = self.peers.walkable(now);
-        let Some(target) = self.walker.next_query(&mut self.rng, &start) else {
-            return;
-        };
+        if let Some(target) = self.walker.next_query(&mut self.rng, &start) {
+            self.query_walk_target(now, target);
+        }
+    }
+
+    /// Asks `target` for its neighbour list, or answers at once when the walk
+    /// reached us.
+    fn query_walk_target(&mut self, now: Instant, target: PeerId) {
         if target == self.local {
-            // The walk reached us: answer from our own neighbour list.
-            let ids = self
-                .exchange_list(now)
-                .into_iter()
-                .map(|r| r.peer)
-                .collect();
+            let ids = self.exchange_list(now).into_iter().map(|r| r.peer).collect();
             self.on_walk_reply(now, target, ids);
             return;
         }
@@ -99,8 +99,14 @@ impl Core {
 
     pub(super) fn on_walk_reply(&mut self, now: Instant, from: PeerId, ids: Vec<PeerId>) {
         self.stats.walk_steps += 1;
-        if let Some(sample) = self.walker.on_reply(&mut self.rng, from, ids) {
-            self.consider_neighbor(now, sample);
+        match self.walker.on_reply(&mut self.rng, from, ids) {
+            Some(sample) => self.consider_neighbor(now, sample),
+            // Delayed acceptance: the step is not over until the alternative answers.
+            None => {
+                if let Some(alt) = self.walker.awaiting() {
+                    self.query_walk_target(now, alt);
+                }
+            }
         }
         // Keep walking promptly while short of neighbours.
         if self.outbound_count() < self.cfg.neighbors {
@@ -117,13 +123,17 @@ impl Core {
     /// A walk sample becomes an outbound neighbour if we are short of K.
     fn consider_neighbor(&mut self, now: Instant, sample: PeerId) {
         if sample == self.local
-            || self.neighbors.contains_key(&sample)
             || self.outbound_count() >= self.cfg.neighbors
             || self.peers.is_banned(&sample, now)
         {
             return;
         }
-        self.add_neighbor(now, sample, true);
+        match self.neighbors.get_mut(&sample) {
+            // The walk chose a peer that already chose us: the link now counts
+            // toward our K as well, or small networks could never reach K.
+            Some(n) => n.outbound = true,
+            None => self.add_neighbor(now, sample, true),
+        }
     }
 
     pub(super) fn add_neighbor(&mut self, now: Instant, peer: PeerId, outbound: bool) {
