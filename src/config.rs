@@ -139,6 +139,9 @@ pub struct Validated {
     pub listen: Vec<Multiaddr>,
     pub external: Vec<Multiaddr>,
     pub seeds: Vec<(PeerId, Multiaddr)>,
+    /// Seeds given without `/p2p/<id>` (e.g. a DNS name): dialed, and pinned
+    /// under whatever identity answers.
+    pub bare_seeds: Vec<Multiaddr>,
     pub core: CoreConfig,
     pub max_connections: u32,
     pub pending_capacity: usize,
@@ -154,16 +157,19 @@ fn parse_multiaddr(field: String, s: &str) -> Result<Multiaddr, ConfigError> {
     })
 }
 
-/// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address.
-pub fn parse_seed(s: &str) -> Result<(PeerId, Multiaddr), String> {
+/// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address; a
+/// seed without `/p2p/` comes back with no id.
+pub fn parse_seed(s: &str) -> Result<(Option<PeerId>, Multiaddr), String> {
     let mut addr: Multiaddr = s
         .parse()
-        .map_err(|e| format!("`{s}` is not a multiaddr ({e})"))?;
-    match addr.pop() {
-        Some(AddrPart::P2p(peer)) => Ok((peer, addr)),
-        _ => Err(format!(
-            "`{s}` must end in /p2p/<peer id>; `atlas status` prints a node's id"
-        )),
+        .map_err(|e| format!("`{s}` is not a multiaddr ({e}), e.g. /dns4/seed.example/tcp/6264/p2p/12D3KooW..."))?;
+    match addr.iter().last() {
+        Some(AddrPart::P2p(peer)) => {
+            addr.pop();
+            Ok((Some(peer), addr))
+        }
+        _ if addr.iter().any(|p| matches!(p, AddrPart::Tcp(_) | AddrPart::QuicV1)) => Ok((None, addr)),
+        _ => Err(format!("`{s}` names no TCP or QUIC port")),
     }
 }
 
@@ -219,13 +225,14 @@ impl Config {
             .enumerate()
             .map(|(i, s)| parse_multiaddr(format!("p2p.external[{i}]"), s))
             .collect::<Result<_, _>>()?;
-        let seeds = self
-            .p2p
-            .seeds
-            .iter()
-            .enumerate()
-            .map(|(i, s)| parse_seed(s).map_err(|m| invalid(format!("p2p.seeds[{i}]"), m)))
-            .collect::<Result<_, _>>()?;
+        let mut seeds = Vec::new();
+        let mut bare_seeds = Vec::new();
+        for (i, text) in self.p2p.seeds.iter().enumerate() {
+            match parse_seed(text).map_err(|m| invalid(format!("p2p.seeds[{i}]"), m))? {
+                (Some(peer), addr) => seeds.push((peer, addr)),
+                (None, addr) => bare_seeds.push(addr),
+            }
+        }
         let mut core = self.atlas.clone();
         core.neighbors = self.p2p.neighbors;
         if !(1..=64).contains(&core.neighbors) {
@@ -250,6 +257,7 @@ impl Config {
             listen,
             external,
             seeds,
+            bare_seeds,
             core,
             max_connections: self.p2p.max_connections,
             pending_capacity: self.store.pending_capacity,
@@ -288,8 +296,10 @@ mod tests {
     fn errors_name_the_field() {
         let e = parse("[p2p]\nneighbors = 0\n").unwrap_err();
         assert!(e.contains("p2p.neighbors"), "{e}");
-        let e = parse("[p2p]\nseeds = [\"/ip4/1.2.3.4/tcp/1\"]\n").unwrap_err();
-        assert!(e.contains("p2p.seeds[0]") && e.contains("/p2p/"), "{e}");
+        let e = parse("[p2p]\nseeds = [\"/ip4/1.2.3.4\"]\n").unwrap_err();
+        assert!(e.contains("p2p.seeds[0]") && e.contains("port"), "{e}");
+        let v = parse("[p2p]\nseeds = [\"/dns4/seed.example/tcp/6264\"]\n").unwrap();
+        assert_eq!(v.bare_seeds.len(), 1, "a seed without /p2p/ is dialed by address");
         let e = parse("[api]\nlisten = \"nope\"\n").unwrap_err();
         assert!(e.contains("api.listen"), "{e}");
         let e = parse("[p2p]\nlisten = [\"tcp/1\"]\n").unwrap_err();

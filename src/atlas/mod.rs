@@ -68,6 +68,10 @@ pub struct CoreConfig {
     pub deltas: bool,
     /// Push newly received zone files to neighbours that lack them.
     pub push: bool,
+    /// A file we were pushed is pushed on to at most this many neighbours
+    /// that lack it (uploads go to all of them); the rest learn of it from
+    /// our inventory delta and pull it. Bounds duplicate copies.
+    pub push_fanout: usize,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub peer_table_capacity: usize,
@@ -90,6 +94,7 @@ impl Default for CoreConfig {
             delta_flush_ms: 50,
             deltas: true,
             push: true,
+            push_fanout: 2,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 120_000,
             peer_table_capacity: 4096,

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use libp2p::PeerId;
+use rand::seq::SliceRandom;
 
 use super::inventory::RangeSet;
 use super::messages::Request;
@@ -300,6 +301,10 @@ impl Core {
             .map(|(p, _)| *p)
             .collect();
         targets.sort();
+        if matches!(origin, Origin::Pushed(_)) {
+            targets.shuffle(&mut self.rng);
+            targets.truncate(self.cfg.push_fanout);
+        }
         let mut gained = RangeSet::new();
         for &i in &indices {
             gained.insert(i);

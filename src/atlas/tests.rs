@@ -440,3 +440,59 @@ fn same_seed_same_actions() {
     assert!(a.len() >= 10, "the walk restarts after each timeout: {a:?}");
     assert_eq!(a, run());
 }
+
+#[test]
+fn the_walk_never_stalls_on_delayed_acceptance() {
+    // An irregular graph of 12 peers around us; the test answers every peer
+    // exchange from it, instantly. Backtrack proposals are common here, and
+    // each one needs a second query: a walk that forgot to send it would stop.
+    let id = |i: u8| {
+        libp2p::identity::Keypair::ed25519_from_bytes([i + 1; 32])
+            .unwrap()
+            .public()
+            .to_peer_id()
+    };
+    let peers: Vec<PeerId> = (0..12u8).map(id).collect();
+    let adj = |i: usize| -> Vec<PeerId> {
+        let mut v = vec![peers[(i + 1) % 12], peers[(i + 11) % 12]];
+        if i % 3 == 0 {
+            v.extend((0..12).filter(|j| j % 2 == 1).map(|j| peers[j]));
+        }
+        v.sort();
+        v.dedup();
+        v.retain(|p| *p != peers[i]);
+        v
+    };
+    let cfg = CoreConfig {
+        neighbors: 64,
+        ..CoreConfig::default()
+    };
+    let mut core = Core::new(cfg, PeerId::random(), vec![], 3);
+    for p in &peers {
+        core.add_seed(*p, vec!["/ip4/10.9.0.1/tcp/1".parse().unwrap()], Instant::ZERO);
+    }
+    let mut now = Instant::ZERO;
+    for _ in 0..3_000 {
+        now = now + Duration::from_millis(200);
+        core.handle_timeout(now);
+        let acts: Vec<Action> = std::iter::from_fn(|| core.poll_action()).collect();
+        for a in acts {
+            if let Action::Send { peer, id, request: Request::Inventory { .. }, .. } = a {
+                let response = Response::Inventory { view: ChainView::default(), inventory: RangeSet::new() };
+                core.handle(now, Event::Response { peer, id, response });
+            } else if let Action::Send { peer, id, request: Request::PeerExchange { .. }, .. } = a {
+                let i = peers.iter().position(|p| *p == peer).unwrap();
+                let list = adj(i)
+                    .into_iter()
+                    .map(|p| PeerRecord { peer: p, addrs: vec!["/ip4/10.9.0.2/tcp/1".parse().unwrap()] })
+                    .collect();
+                core.handle(now, Event::Response { peer, id, response: Response::Peers { view: ChainView::default(), peers: list } });
+            }
+        }
+    }
+    assert!(
+        core.stats.walk_steps > 2_500,
+        "the walk kept going: {} steps in 3000 ticks",
+        core.stats.walk_steps
+    );
+}

@@ -46,6 +46,7 @@ pub(super) struct EventLoop {
     pending_count: u64,
     penalties: u64,
     has_external: bool,
+    bare_seeds: Vec<libp2p::Multiaddr>,
     progress: Progress,
 }
 
@@ -63,6 +64,7 @@ impl EventLoop {
         p2p_metrics: libp2p::metrics::Metrics,
         status: watch::Sender<NodeStatus>,
         has_external: bool,
+        bare_seeds: Vec<libp2p::Multiaddr>,
     ) -> Self {
         let pending_count = store.pending_count().unwrap_or(0);
         let present = core.status().present;
@@ -81,6 +83,7 @@ impl EventLoop {
             pending_count,
             penalties: 0,
             has_external,
+            bare_seeds,
             progress: Progress {
                 last_at: TokioInstant::now(),
                 last_present: present,
@@ -101,6 +104,7 @@ impl EventLoop {
         mut commands: mpsc::Receiver<Command>,
         mut whitelist: mpsc::Receiver<WhitelistUpdate>,
     ) {
+        self.dial_bare_seeds();
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         let mut whitelist_open = true;
         loop {
@@ -177,6 +181,13 @@ impl EventLoop {
                     }
                     a
                 });
+                if let Some(a) = &dialed_addr
+                    && self.bare_seeds.contains(a)
+                {
+                    tracing::info!(peer = %peer_id, "seed {a} answered");
+                    let now = self.now();
+                    self.core.add_seed(peer_id, vec![a.clone()], now);
+                }
                 self.feed(Event::PeerConnected {
                     peer: peer_id,
                     dialed_addr,
@@ -580,6 +591,15 @@ impl EventLoop {
                 .collect();
             for p in pinned {
                 self.dial_known(p);
+            }
+            self.dial_bare_seeds();
+        }
+    }
+
+    fn dial_bare_seeds(&mut self) {
+        for addr in self.bare_seeds.clone() {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!("dialing seed {addr}: {e}");
             }
         }
     }

@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     pub external: Vec<Multiaddr>,
     pub seeds: Vec<(PeerId, Multiaddr)>,
+    /// Seeds known only by address; pinned once they answer.
+    pub bare_seeds: Vec<Multiaddr>,
     pub core: CoreConfig,
     pub max_connections: u32,
     pub pending_capacity: usize,
@@ -61,6 +63,7 @@ impl NodeConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("static multiaddr")],
             external: Vec::new(),
             seeds: Vec::new(),
+            bare_seeds: Vec::new(),
             core: CoreConfig::default(),
             max_connections: 256,
             pending_capacity: 10_000,
@@ -76,6 +79,7 @@ impl From<crate::config::Validated> for NodeConfig {
             listen: v.listen,
             external: v.external,
             seeds: v.seeds,
+            bare_seeds: v.bare_seeds,
             core: v.core,
             max_connections: v.max_connections,
             pending_capacity: v.pending_capacity,
@@ -333,6 +337,7 @@ pub async fn spawn(
         p2p_metrics,
         status_tx,
         !cfg.external.is_empty(),
+        cfg.bare_seeds.clone(),
     );
     let task = tokio::spawn(event_loop.run(cmd_rx, wl_rx));
     Ok(Node { handle, task })
