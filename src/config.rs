@@ -160,15 +160,20 @@ fn parse_multiaddr(field: String, s: &str) -> Result<Multiaddr, ConfigError> {
 /// Splits `/ip4/.../tcp/.../p2p/<id>` into the peer id and the address; a
 /// seed without `/p2p/` comes back with no id.
 pub fn parse_seed(s: &str) -> Result<(Option<PeerId>, Multiaddr), String> {
-    let mut addr: Multiaddr = s
-        .parse()
-        .map_err(|e| format!("`{s}` is not a multiaddr ({e}), e.g. /dns4/seed.example/tcp/6264/p2p/12D3KooW..."))?;
+    let mut addr: Multiaddr = s.parse().map_err(|e| {
+        format!("`{s}` is not a multiaddr ({e}), e.g. /dns4/seed.example/tcp/6264/p2p/12D3KooW...")
+    })?;
     match addr.iter().last() {
         Some(AddrPart::P2p(peer)) => {
             addr.pop();
             Ok((Some(peer), addr))
         }
-        _ if addr.iter().any(|p| matches!(p, AddrPart::Tcp(_) | AddrPart::QuicV1)) => Ok((None, addr)),
+        _ if addr
+            .iter()
+            .any(|p| matches!(p, AddrPart::Tcp(_) | AddrPart::QuicV1)) =>
+        {
+            Ok((None, addr))
+        }
         _ => Err(format!("`{s}` names no TCP or QUIC port")),
     }
 }
@@ -299,7 +304,11 @@ mod tests {
         let e = parse("[p2p]\nseeds = [\"/ip4/1.2.3.4\"]\n").unwrap_err();
         assert!(e.contains("p2p.seeds[0]") && e.contains("port"), "{e}");
         let v = parse("[p2p]\nseeds = [\"/dns4/seed.example/tcp/6264\"]\n").unwrap();
-        assert_eq!(v.bare_seeds.len(), 1, "a seed without /p2p/ is dialed by address");
+        assert_eq!(
+            v.bare_seeds.len(),
+            1,
+            "a seed without /p2p/ is dialed by address"
+        );
         let e = parse("[api]\nlisten = \"nope\"\n").unwrap_err();
         assert!(e.contains("api.listen"), "{e}");
         let e = parse("[p2p]\nlisten = [\"tcp/1\"]\n").unwrap_err();

@@ -269,22 +269,37 @@ fn node_refuses_a_bad_config_and_names_the_field() {
     let cases = [
         ("[p2p]\nneighbors = 0\n", "p2p.neighbors"),
         ("[api]\nlisten = \"localhost\"\n", "api.listen"),
-        (
-            "[p2p]\nseeds = [\"/ip4/10.0.0.1/tcp/6264\"]\n",
-            "p2p.seeds[0]",
-        ),
+        ("[p2p]\nseeds = [\"seed.example:6264\"]\n", "p2p.seeds[0]"),
         ("data_dir = 5\n", "data_dir"),
         ("[p2p\n", "TOML"),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(bin)
+        // Run where a wrongly accepted config could only touch the temp dir,
+        // and never let a node that did start outlive the test.
+        let mut child = Command::new(bin)
             .args(["node", "--config", path.to_str().unwrap()])
-            .output()
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        assert!(!out.status.success(), "config {text:?} must be refused");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("config {text:?} was accepted: the node kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "config {text:?} must be refused");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(
             err.contains(needle),
             "error for {text:?} should name {needle}: {err}"

@@ -161,3 +161,44 @@ async fn a_restarted_node_keeps_its_files_and_identity() {
     back.shutdown().await;
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_known_only_by_address_is_dialed_and_pinned() {
+    use atlas::net::{self, NodeConfig};
+    use atlas::whitelist::MemoryWhitelist;
+    let dir = tempfile::tempdir().unwrap();
+    let files = zonefiles(5);
+    let whitelist = MemoryWhitelist::new();
+    whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    let mut cfg = NodeConfig::new(dir.path().join("seed"));
+    cfg.core = test_core();
+    let seed = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
+    for (_, b) in &files {
+        seed.handle.put_zonefile(b.clone().into()).await.unwrap();
+    }
+    let status = wait(&seed.handle, "listening", Duration::from_secs(10), |s| {
+        !s.listen_addrs.is_empty()
+    })
+    .await;
+    let addr: libp2p::Multiaddr = status.listen_addrs[0].parse().unwrap();
+
+    let mut cfg = NodeConfig::new(dir.path().join("mirror"));
+    cfg.core = test_core();
+    cfg.bare_seeds = vec![addr];
+    let mirror = net::spawn(cfg, Box::new(whitelist)).await.unwrap();
+    wait(
+        &mirror.handle,
+        "mirror syncs from the seed",
+        Duration::from_secs(60),
+        |s| s.present == 5,
+    )
+    .await;
+    let peers = mirror.handle.peers().await.unwrap();
+    assert!(
+        peers
+            .iter()
+            .any(|p| p.peer_id == seed.handle.peer_id.to_string())
+    );
+    mirror.shutdown().await;
+    seed.shutdown().await;
+}

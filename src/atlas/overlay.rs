@@ -86,7 +86,11 @@ impl Core {
     /// reached us.
     fn query_walk_target(&mut self, now: Instant, target: PeerId) {
         if target == self.local {
-            let ids = self.exchange_list(now).into_iter().map(|r| r.peer).collect();
+            let ids = self
+                .exchange_list(now)
+                .into_iter()
+                .map(|r| r.peer)
+                .collect();
             self.on_walk_reply(now, target, ids);
             return;
         }

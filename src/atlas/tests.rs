@@ -455,7 +455,7 @@ fn the_walk_never_stalls_on_delayed_acceptance() {
     let peers: Vec<PeerId> = (0..12u8).map(id).collect();
     let adj = |i: usize| -> Vec<PeerId> {
         let mut v = vec![peers[(i + 1) % 12], peers[(i + 11) % 12]];
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             v.extend((0..12).filter(|j| j % 2 == 1).map(|j| peers[j]));
         }
         v.sort();
@@ -469,7 +469,11 @@ fn the_walk_never_stalls_on_delayed_acceptance() {
     };
     let mut core = Core::new(cfg, PeerId::random(), vec![], 3);
     for p in &peers {
-        core.add_seed(*p, vec!["/ip4/10.9.0.1/tcp/1".parse().unwrap()], Instant::ZERO);
+        core.add_seed(
+            *p,
+            vec!["/ip4/10.9.0.1/tcp/1".parse().unwrap()],
+            Instant::ZERO,
+        );
     }
     let mut now = Instant::ZERO;
     for _ in 0..3_000 {
@@ -477,16 +481,44 @@ fn the_walk_never_stalls_on_delayed_acceptance() {
         core.handle_timeout(now);
         let acts: Vec<Action> = std::iter::from_fn(|| core.poll_action()).collect();
         for a in acts {
-            if let Action::Send { peer, id, request: Request::Inventory { .. }, .. } = a {
-                let response = Response::Inventory { view: ChainView::default(), inventory: RangeSet::new() };
+            if let Action::Send {
+                peer,
+                id,
+                request: Request::Inventory { .. },
+                ..
+            } = a
+            {
+                let response = Response::Inventory {
+                    view: ChainView::default(),
+                    inventory: RangeSet::new(),
+                };
                 core.handle(now, Event::Response { peer, id, response });
-            } else if let Action::Send { peer, id, request: Request::PeerExchange { .. }, .. } = a {
+            } else if let Action::Send {
+                peer,
+                id,
+                request: Request::PeerExchange { .. },
+                ..
+            } = a
+            {
                 let i = peers.iter().position(|p| *p == peer).unwrap();
                 let list = adj(i)
                     .into_iter()
-                    .map(|p| PeerRecord { peer: p, addrs: vec!["/ip4/10.9.0.2/tcp/1".parse().unwrap()] })
+                    .map(|p| PeerRecord {
+                        peer: p,
+                        addrs: vec!["/ip4/10.9.0.2/tcp/1".parse().unwrap()],
+                    })
                     .collect();
-                core.handle(now, Event::Response { peer, id, response: Response::Peers { view: ChainView::default(), peers: list } });
+                core.handle(
+                    now,
+                    Event::Response {
+                        peer,
+                        id,
+                        response: Response::Peers {
+                            view: ChainView::default(),
+                            peers: list,
+                        },
+                    },
+                );
             }
         }
     }

@@ -56,7 +56,9 @@ fn load_corpus(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l)?;
-            Ok(hex::decode(v["zonefile_hex"].as_str().context("zonefile_hex")?)?)
+            Ok(hex::decode(
+                v["zonefile_hex"].as_str().context("zonefile_hex")?,
+            )?)
         })
         .collect()
 }
@@ -144,7 +146,10 @@ async fn bootstrap(corpus: &[Vec<u8>], n: usize, peers: usize) -> anyhow::Result
     let neighbours = fresh.handle.status.borrow().neighbors;
     let node_rate = n as f64 / took.as_secs_f64();
     let ceil_rate = n as f64 / ceiling.as_secs_f64();
-    println!("\n### Bootstrap: a fresh node syncs {n} zone files ({:.1} MB) from {peers} loopback peers\n", bytes as f64 / 1e6);
+    println!(
+        "\n### Bootstrap: a fresh node syncs {n} zone files ({:.1} MB) from {peers} loopback peers\n",
+        bytes as f64 / 1e6
+    );
     println!("| what | seconds | files/s | MB/s |");
     println!("|---|---:|---:|---:|");
     println!(
@@ -159,7 +164,10 @@ async fn bootstrap(corpus: &[Vec<u8>], n: usize, peers: usize) -> anyhow::Result
         ceil_rate,
         bytes as f64 / 1e6 / ceiling.as_secs_f64()
     );
-    println!("| **node / ceiling** | | **{:.2}** | |", node_rate / ceil_rate);
+    println!(
+        "| **node / ceiling** | | **{:.2}** | |",
+        node_rate / ceil_rate
+    );
     fresh.shutdown().await;
     for n in nodes {
         n.shutdown().await;
@@ -236,10 +244,19 @@ async fn propagation(corpus: &[Vec<u8>], nodes: usize, n: usize) -> anyhow::Resu
     println!("\n### Propagation: {nodes} loopback nodes, {n} files, each POSTed at one node\n");
     println!("| metric | value |");
     println!("|---|---:|");
-    println!("| POST -> all {nodes} nodes hold it, p50 | {:.1} ms |", percentile(&lat, 0.5));
-    println!("| POST -> all {nodes} nodes hold it, p99 | {:.1} ms |", percentile(&lat, 0.99));
+    println!(
+        "| POST -> all {nodes} nodes hold it, p50 | {:.1} ms |",
+        percentile(&lat, 0.5)
+    );
+    println!(
+        "| POST -> all {nodes} nodes hold it, p99 | {:.1} ms |",
+        percentile(&lat, 0.99)
+    );
     println!("| max | {:.1} ms |", lat[lat.len() - 1]);
-    println!("| payload copies received per node per file | {:.2} |", copies / receivers);
+    println!(
+        "| payload copies received per node per file | {:.2} |",
+        copies / receivers
+    );
     println!("| of which duplicates | {:.2} |", dups / receivers);
     net.shutdown().await;
     Ok(())

@@ -17,7 +17,7 @@ use tokio::time::Instant as TokioInstant;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::InboundRequest;
-use super::node::{Command, NodeStatus, PeerInfo, PutOutcome};
+use super::node::{Command, NodeConfig, NodeStatus, PeerInfo, PutOutcome};
 use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
 use crate::atlas::{
     Action, Core, Event, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
@@ -63,8 +63,7 @@ impl EventLoop {
         metrics: Arc<Metrics>,
         p2p_metrics: libp2p::metrics::Metrics,
         status: watch::Sender<NodeStatus>,
-        has_external: bool,
-        bare_seeds: Vec<libp2p::Multiaddr>,
+        cfg: &NodeConfig,
     ) -> Self {
         let pending_count = store.pending_count().unwrap_or(0);
         let present = core.status().present;
@@ -82,8 +81,8 @@ impl EventLoop {
             next_inbound: 0,
             pending_count,
             penalties: 0,
-            has_external,
-            bare_seeds,
+            has_external: !cfg.external.is_empty(),
+            bare_seeds: cfg.bare_seeds.clone(),
             progress: Progress {
                 last_at: TokioInstant::now(),
                 last_present: present,

@@ -329,16 +329,7 @@ pub async fn spawn(
         status: status_rx,
         commands: cmd_tx,
     };
-    let event_loop = EventLoop::new(
-        swarm,
-        core,
-        store,
-        metrics,
-        p2p_metrics,
-        status_tx,
-        !cfg.external.is_empty(),
-        cfg.bare_seeds.clone(),
-    );
+    let event_loop = EventLoop::new(swarm, core, store, metrics, p2p_metrics, status_tx, &cfg);
     let task = tokio::spawn(event_loop.run(cmd_rx, wl_rx));
     Ok(Node { handle, task })
 }
