@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod atlas;
+pub mod chain;
 pub mod config;
 pub mod devnet;
 pub mod net;

@@ -74,7 +74,11 @@ enum ZonefileOp {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,libp2p_swarm=warn,libp2p_tcp=warn,libp2p_quic=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Logs go to stderr; stdout carries command output (devnet lines, status JSON).
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
