@@ -202,3 +202,46 @@ async fn a_seed_known_only_by_address_is_dialed_and_pinned() {
     mirror.shutdown().await;
     seed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_replicate_over_quic_alone() {
+    use atlas::net::{self, NodeConfig};
+    use atlas::whitelist::MemoryWhitelist;
+    let dir = tempfile::tempdir().unwrap();
+    let files = zonefiles(40);
+    let whitelist = MemoryWhitelist::new();
+    whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    let quic: libp2p::Multiaddr = "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap();
+    let mut cfg = NodeConfig::new(dir.path().join("a"));
+    cfg.core = test_core();
+    cfg.listen = vec![quic.clone()];
+    let a = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
+    for (_, b) in &files {
+        a.handle.put_zonefile(b.clone().into()).await.unwrap();
+    }
+    let s = wait(&a.handle, "listening", Duration::from_secs(10), |s| {
+        !s.listen_addrs.is_empty()
+    })
+    .await;
+    let addr: libp2p::Multiaddr = s.listen_addrs[0].parse().unwrap();
+    assert!(
+        s.listen_addrs[0].contains("/quic-v1"),
+        "{:?}",
+        s.listen_addrs
+    );
+
+    let mut cfg = NodeConfig::new(dir.path().join("b"));
+    cfg.core = test_core();
+    cfg.listen = vec![quic];
+    cfg.seeds = vec![(a.handle.peer_id, addr)];
+    let b = net::spawn(cfg, Box::new(whitelist)).await.unwrap();
+    wait(
+        &b.handle,
+        "replicated over QUIC",
+        Duration::from_secs(60),
+        |s| s.present == 40,
+    )
+    .await;
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -286,14 +286,14 @@ impl Core {
             return;
         }
         // Files we pulled are not pushed on: during a bootstrap that would flood
-        // neighbours that are fetching the same files themselves.
-        let newest = indices.iter().copied().max().unwrap_or(0);
+        // neighbours that are fetching the same files themselves. A neighbour
+        // whose whitelist is behind ours still gets the push: it keeps the file
+        // in its pending inbox until the announcement reaches it.
         let mut targets: Vec<PeerId> = self
             .neighbors
             .iter()
             .filter(|(p, n)| {
                 Some(**p) != origin.peer()
-                    && n.view.length > newest
                     && n.inventory
                         .as_ref()
                         .is_some_and(|inv| !holds_any(inv, &indices))
