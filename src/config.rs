@@ -10,6 +10,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 use crate::atlas::CoreConfig;
+use crate::net::NodeConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -134,18 +135,9 @@ impl Default for StoreConfig {
 /// The checked, parsed form the node runs on.
 #[derive(Clone, Debug)]
 pub struct Validated {
-    pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
-    pub listen: Vec<Multiaddr>,
-    pub external: Vec<Multiaddr>,
-    pub seeds: Vec<(PeerId, Multiaddr)>,
-    /// Seeds given without `/p2p/<id>` (e.g. a DNS name): dialed, and pinned
-    /// under whatever identity answers.
-    pub bare_seeds: Vec<Multiaddr>,
-    pub core: CoreConfig,
-    pub max_connections: u32,
-    pub pending_capacity: usize,
     pub whitelist_file: Option<PathBuf>,
+    pub node: NodeConfig,
 }
 
 fn parse_multiaddr(field: String, s: &str) -> Result<Multiaddr, ConfigError> {
@@ -257,16 +249,19 @@ impl Config {
             return Err(invalid("store.pending_capacity", "must be at least 1"));
         }
         Ok(Validated {
-            data_dir: self.data_dir.clone(),
             api_listen,
-            listen,
-            external,
-            seeds,
-            bare_seeds,
-            core,
-            max_connections: self.p2p.max_connections,
-            pending_capacity: self.store.pending_capacity,
             whitelist_file: self.whitelist.file.clone(),
+            node: NodeConfig {
+                data_dir: self.data_dir.clone(),
+                listen,
+                external,
+                seeds,
+                bare_seeds,
+                core,
+                max_connections: self.p2p.max_connections,
+                pending_capacity: self.store.pending_capacity,
+                rng_seed: None,
+            },
         })
     }
 }
@@ -283,7 +278,7 @@ mod tests {
     #[test]
     fn empty_config_is_valid() {
         let v = parse("").unwrap();
-        assert_eq!(v.core.neighbors, 8);
+        assert_eq!(v.node.core.neighbors, 8);
         assert_eq!(v.api_listen.port(), 7600);
     }
 
@@ -305,7 +300,7 @@ mod tests {
         assert!(e.contains("p2p.seeds[0]") && e.contains("port"), "{e}");
         let v = parse("[p2p]\nseeds = [\"/dns4/seed.example/tcp/6264\"]\n").unwrap();
         assert_eq!(
-            v.bare_seeds.len(),
+            v.node.bare_seeds.len(),
             1,
             "a seed without /p2p/ is dialed by address"
         );

@@ -9,7 +9,7 @@ use atlas::api::{self, ApiState, client};
 use atlas::atlas::CoreConfig;
 use atlas::config::{Config, Role};
 use atlas::devnet::{Devnet, DevnetConfig};
-use atlas::net::{self, NodeConfig};
+use atlas::net;
 use atlas::whitelist::{FileWhitelist, MemoryWhitelist, WhitelistSource};
 
 #[derive(Parser)]
@@ -168,7 +168,7 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
         }
     };
     let api_listen = v.api_listen;
-    let node = net::spawn(NodeConfig::from(v), whitelist).await?;
+    let node = net::spawn(v.node, whitelist).await?;
     let (addr, api_task) = api::serve(
         api_listen,
         ApiState {

@@ -65,25 +65,8 @@ async fn a_node_started_late_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut net = devnet(4, dir.path()).await;
     let files = zonefiles(300);
-    let hashes: Vec<Hash160> = files.iter().map(|(h, _)| *h).collect();
-    net.whitelist.announce(&hashes);
-    for (_, bytes) in &files {
-        net.nodes[1]
-            .node
-            .handle
-            .put_zonefile(bytes.clone().into())
-            .await
-            .unwrap();
-    }
-    for n in &net.nodes {
-        wait(
-            &n.node.handle,
-            "early nodes replicate",
-            Duration::from_secs(120),
-            |s| s.present == 300,
-        )
-        .await;
-    }
+    publish(&net.whitelist, &net.nodes[1].node.handle, &files).await;
+    all_hold(&net, 300, "early nodes replicate").await;
     let late = net.add_node().await.unwrap();
     wait(
         &late.node.handle,
@@ -101,41 +84,15 @@ async fn a_restarted_node_keeps_its_files_and_identity() {
     let dir = tempfile::tempdir().unwrap();
     let mut net = devnet(3, dir.path()).await;
     let files = zonefiles(120);
-    let hashes: Vec<Hash160> = files.iter().map(|(h, _)| *h).collect();
-    net.whitelist.announce(&hashes);
-    for (_, bytes) in &files {
-        net.nodes[0]
-            .node
-            .handle
-            .put_zonefile(bytes.clone().into())
-            .await
-            .unwrap();
-    }
-    for n in &net.nodes {
-        wait(
-            &n.node.handle,
-            "replicated",
-            Duration::from_secs(120),
-            |s| s.present == 120,
-        )
-        .await;
-    }
+    publish(&net.whitelist, &net.nodes[0].node.handle, &files).await;
+    all_hold(&net, 120, "replicated").await;
     let victim = net.nodes.pop().unwrap();
     let id_before = victim.node.handle.peer_id;
     victim.shutdown().await;
 
     // Files posted while it is down must also reach it after the restart.
     let more = zonefiles(150).split_off(120);
-    let more_hashes: Vec<Hash160> = more.iter().map(|(h, _)| *h).collect();
-    net.whitelist.announce(&more_hashes);
-    for (_, bytes) in &more {
-        net.nodes[0]
-            .node
-            .handle
-            .put_zonefile(bytes.clone().into())
-            .await
-            .unwrap();
-    }
+    publish(&net.whitelist, &net.nodes[0].node.handle, &more).await;
 
     let back = net.start_node(2, dir.path().join("node-2")).await.unwrap();
     assert_eq!(

@@ -72,22 +72,6 @@ impl NodeConfig {
     }
 }
 
-impl From<crate::config::Validated> for NodeConfig {
-    fn from(v: crate::config::Validated) -> Self {
-        NodeConfig {
-            data_dir: v.data_dir,
-            listen: v.listen,
-            external: v.external,
-            seeds: v.seeds,
-            bare_seeds: v.bare_seeds,
-            core: v.core,
-            max_connections: v.max_connections,
-            pending_capacity: v.pending_capacity,
-            rng_seed: None,
-        }
-    }
-}
-
 /// A node's state as `/v1/status` shows it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct NodeStatus {

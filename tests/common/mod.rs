@@ -9,6 +9,7 @@ use std::time::Duration;
 use atlas::atlas::CoreConfig;
 use atlas::devnet::{Devnet, DevnetConfig};
 use atlas::net::{NodeHandle, NodeStatus};
+use atlas::whitelist::MemoryWhitelist;
 use atlas::zonefile::Hash160;
 
 pub fn corpus_path() -> PathBuf {
@@ -118,4 +119,22 @@ pub fn metric(m: &HashMap<String, f64>, key: &str) -> f64 {
             m.keys().collect::<Vec<_>>()
         )
     })
+}
+
+/// Announces `files` and uploads them at `at`.
+pub async fn publish(whitelist: &MemoryWhitelist, at: &NodeHandle, files: &[(Hash160, Vec<u8>)]) {
+    whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    for (_, bytes) in files {
+        at.put_zonefile(bytes.clone().into()).await.unwrap();
+    }
+}
+
+/// Awaits every node of a devnet holding `n` whitelist entries.
+pub async fn all_hold(net: &Devnet, n: u64, what: &str) {
+    for node in &net.nodes {
+        wait(&node.node.handle, what, Duration::from_secs(120), |s| {
+            s.present == n
+        })
+        .await;
+    }
 }
