@@ -1,5 +1,8 @@
-//! Reading the whitelist from Bitcoin. So far: the BNS wire format. The
-//! Electrum follower, header and merkle verification and the regtest chain
-//! will join it here.
+//! Reading the whitelist from Bitcoin: the BNS wire format, BNS operations in
+//! transactions, verification of headers and merkle proofs, and an in-process
+//! regtest chain of real blocks. The Electrum follower builds on these.
 
 pub mod bns;
+pub mod regtest;
+pub mod tx;
+pub mod verify;

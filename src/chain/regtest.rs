@@ -1,0 +1,326 @@
+//! An in-process regtest chain of real, valid serialized Bitcoin blocks:
+//! BIP34 coinbases, correct merkle roots, regtest proof of work, and BNS
+//! transactions that spend mature coinbase outputs with real p2pkh signatures.
+//! It backs tests (and, later, devnet and the bitcoind-compatible RPC server).
+
+use bitcoin::block::{Header, Version as BlockVersion};
+use bitcoin::hashes::Hash;
+use bitcoin::script::PushBytesBuf;
+use bitcoin::secp256k1::{All, Message, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, Block, BlockHash, CompactTarget, Network, OutPoint, PublicKey, ScriptBuf, Sequence,
+    Transaction, TxIn, TxOut, Witness, absolute,
+};
+
+/// Coinbase outputs may be spent after this many blocks (consensus rule).
+pub const COINBASE_MATURITY: usize = 100;
+const FEE: u64 = 10_000;
+const DUST: u64 = 5_500;
+
+pub struct RegtestChain {
+    blocks: Vec<Block>,
+    secp: Secp256k1<All>,
+    key: SecretKey,
+    pubkey: PublicKey,
+    /// Unspent outputs of our key: (outpoint, value, height created).
+    utxos: Vec<(OutPoint, u64, usize)>,
+}
+
+impl Default for RegtestChain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RegtestChain {
+    /// The regtest genesis block and a miner key derived from a fixed seed.
+    pub fn new() -> Self {
+        let secp = Secp256k1::new();
+        let key = SecretKey::from_slice(&[0x42; 32]).expect("valid secret key");
+        let pubkey = PublicKey::new(key.public_key(&secp));
+        RegtestChain {
+            blocks: vec![bitcoin::constants::genesis_block(Network::Regtest)],
+            secp,
+            key,
+            pubkey,
+            utxos: Vec::new(),
+        }
+    }
+
+    pub fn height(&self) -> usize {
+        self.blocks.len() - 1
+    }
+
+    pub fn block(&self, height: usize) -> Option<&Block> {
+        self.blocks.get(height)
+    }
+
+    pub fn tip_hash(&self) -> BlockHash {
+        self.blocks[self.height()].block_hash()
+    }
+
+    pub fn headers(&self) -> Vec<Header> {
+        self.blocks.iter().map(|b| b.header).collect()
+    }
+
+    /// The miner's p2pkh script: the sender of every BNS transaction we build.
+    pub fn miner_script(&self) -> ScriptBuf {
+        ScriptBuf::new_p2pkh(&self.pubkey.pubkey_hash())
+    }
+
+    /// Mines a block holding `txs` after a fresh coinbase paying the miner.
+    pub fn mine(&mut self, txs: Vec<Transaction>) -> &Block {
+        let height = self.blocks.len();
+        let coinbase = Transaction {
+            version: Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                // BIP34: the height first; a tag keeps coinbases distinct.
+                script_sig: ScriptBuf::builder()
+                    .push_int(height as i64)
+                    .push_slice(b"atlas")
+                    .into_script(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(50 * 100_000_000),
+                script_pubkey: self.miner_script(),
+            }],
+        };
+        let cb_txid = coinbase.compute_txid();
+        let mut txdata = vec![coinbase];
+        txdata.extend(txs);
+        for tx in &txdata[1..] {
+            // Our own change outputs become spendable at once (not coinbase).
+            let txid = tx.compute_txid();
+            for (vout, out) in tx.output.iter().enumerate() {
+                if out.script_pubkey == self.miner_script() {
+                    self.utxos
+                        .push((OutPoint::new(txid, vout as u32), out.value.to_sat(), 0));
+                }
+            }
+        }
+        self.utxos
+            .push((OutPoint::new(cb_txid, 0), 50 * 100_000_000, height));
+        let prev = self.blocks[height - 1].header;
+        let mut block = Block {
+            header: Header {
+                version: BlockVersion::from_consensus(0x2000_0000),
+                prev_blockhash: prev.block_hash(),
+                merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+                time: prev.time + 600,
+                bits: CompactTarget::from_consensus(0x207f_ffff),
+                nonce: 0,
+            },
+            txdata,
+        };
+        block.header.merkle_root = block.compute_merkle_root().expect("a block has a coinbase");
+        let target = block.header.target();
+        while block.header.validate_pow(target).is_err() {
+            block.header.nonce += 1;
+        }
+        self.blocks.push(block);
+        &self.blocks[height]
+    }
+
+    /// Mines empty blocks, e.g. to mature coinbases or to confirm.
+    pub fn mine_empty(&mut self, n: usize) {
+        for _ in 0..n {
+            self.mine(Vec::new());
+        }
+    }
+
+    /// A signed transaction whose output 0 is `OP_RETURN payload`, followed
+    /// by `outputs`, then change back to the miner. Input 0 spends a mature
+    /// output of the miner key, so the sender is the miner's p2pkh script.
+    pub fn bns_tx(&mut self, payload: &[u8], outputs: Vec<TxOut>) -> Option<Transaction> {
+        let tip = self.height();
+        let pick = self
+            .utxos
+            .iter()
+            .position(|(_, v, h)| (*h == 0 || tip >= h + COINBASE_MATURITY) && *v > FEE + DUST)?;
+        let (outpoint, value, _) = self.utxos.remove(pick);
+        let data = PushBytesBuf::try_from(payload.to_vec()).ok()?;
+        let mut out = vec![TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::new_op_return(data),
+        }];
+        let spent: u64 = outputs.iter().map(|o| o.value.to_sat()).sum();
+        out.extend(outputs);
+        out.push(TxOut {
+            value: Amount::from_sat(value.checked_sub(spent + FEE)?),
+            script_pubkey: self.miner_script(),
+        });
+        let mut tx = Transaction {
+            version: Version::ONE,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: out,
+        };
+        let sighash = SighashCache::new(&tx)
+            .legacy_signature_hash(0, &self.miner_script(), EcdsaSighashType::All.to_u32())
+            .ok()?;
+        let msg = Message::from_digest(sighash.to_byte_array());
+        let sig = bitcoin::ecdsa::Signature {
+            signature: self.secp.sign_ecdsa(&msg, &self.key),
+            sighash_type: EcdsaSighashType::All,
+        };
+        tx.input[0].script_sig = ScriptBuf::builder()
+            .push_slice(sig.serialize())
+            .push_key(&self.pubkey)
+            .into_script();
+        Some(tx)
+    }
+
+    /// A dust output paying `script` (a new owner, or NAME_IMPORT's hash carrier).
+    pub fn dust_to(script: ScriptBuf) -> TxOut {
+        TxOut {
+            value: Amount::from_sat(DUST),
+            script_pubkey: script,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::bns::{BnsOp, hash128};
+    use crate::chain::tx::extract;
+    use crate::chain::verify::{VerifyError, merkle_branch, verify_headers, verify_merkle_branch};
+    use crate::zonefile::Hash160;
+    use bitcoin::consensus::{deserialize, serialize};
+
+    fn update_payload(name: &str, consensus_hex: &str, zonefile: Hash160) -> Vec<u8> {
+        let mut p = b"id+".to_vec();
+        p.extend_from_slice(&hash128(format!("{name}{consensus_hex}").as_bytes()));
+        p.extend_from_slice(&zonefile.0);
+        p
+    }
+
+    #[test]
+    fn blocks_are_valid_and_bns_ops_verify_end_to_end() {
+        let mut chain = RegtestChain::new();
+        // Two mature coinbases: one per transaction below.
+        chain.mine_empty(COINBASE_MATURITY + 2);
+        let zf = Hash160::of(b"$ORIGIN jude.id\n");
+        let tx = chain
+            .bns_tx(
+                &update_payload("jude.id", "8d8762c37d82360b84cf4d87f32f7754", zf),
+                vec![RegtestChain::dust_to(chain.miner_script())],
+            )
+            .expect("a mature coinbase to spend");
+        // The import's hash rides in output 2 as a p2pkh script hash.
+        let mut import = b"id;".to_vec();
+        import.extend_from_slice(b"muneeb.id");
+        let carrier = ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_byte_array(zf.0));
+        let tx2 = chain
+            .bns_tx(
+                &import,
+                vec![
+                    RegtestChain::dust_to(chain.miner_script()),
+                    RegtestChain::dust_to(carrier),
+                ],
+            )
+            .unwrap();
+        let block = chain.mine(vec![tx.clone(), tx2.clone()]).clone();
+
+        // Serialized bytes round-trip, and the block checks out.
+        let bytes = serialize(&block);
+        let back: Block = deserialize(&bytes).unwrap();
+        assert_eq!(back.block_hash(), block.block_hash());
+        assert!(block.check_merkle_root());
+        assert!(block.bip34_block_height().is_ok());
+        let headers = chain.headers();
+        verify_headers(None, &headers, 0, Network::Regtest).unwrap();
+
+        // Each BNS tx is proven in its block and parses to the announced hash.
+        let txids: Vec<_> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        for (pos, t) in block.txdata.iter().enumerate().skip(1) {
+            verify_merkle_branch(
+                txids[pos],
+                &merkle_branch(&txids, pos),
+                pos,
+                block.header.merkle_root,
+            )
+            .unwrap();
+            let op = extract(t).unwrap().expect("a BNS transaction");
+            assert_eq!(op.zonefile_hash(), Some(zf));
+        }
+        assert!(matches!(
+            extract(&tx).unwrap().unwrap().op,
+            BnsOp::NameUpdate { .. }
+        ));
+        assert_eq!(
+            extract(&block.txdata[0]).unwrap(),
+            None,
+            "the coinbase is not BNS"
+        );
+
+        // The signature is a real p2pkh signature over the spent output.
+        let sig_push = tx.input[0]
+            .script_sig
+            .instructions()
+            .next()
+            .unwrap()
+            .unwrap();
+        let sig_bytes = sig_push.push_bytes().unwrap().as_bytes();
+        let sig = bitcoin::ecdsa::Signature::from_slice(sig_bytes).unwrap();
+        let sighash = SighashCache::new(&tx)
+            .legacy_signature_hash(0, &chain.miner_script(), EcdsaSighashType::All.to_u32())
+            .unwrap();
+        chain
+            .secp
+            .verify_ecdsa(
+                &Message::from_digest(sighash.to_byte_array()),
+                &sig.signature,
+                &chain.pubkey.inner,
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn lies_are_caught() {
+        let mut chain = RegtestChain::new();
+        chain.mine_empty(COINBASE_MATURITY + 1);
+        let tx = chain.bns_tx(b"id!.id", vec![]).unwrap();
+        let block = chain.mine(vec![tx]).clone();
+        chain.mine_empty(3);
+        let mut headers = chain.headers();
+        // A header that does not link.
+        headers[50].prev_blockhash = BlockHash::all_zeros();
+        assert_eq!(
+            verify_headers(None, &headers, 0, Network::Regtest),
+            Err(VerifyError::Link { height: 50 })
+        );
+        // A header whose nonce no longer meets its target (regtest's target is
+        // so easy that we search for a failing nonce).
+        let mut h = chain.headers()[60];
+        while h.validate_pow(h.target()).is_ok() {
+            h.nonce = h.nonce.wrapping_add(1);
+        }
+        assert!(matches!(
+            verify_headers(None, &[h], 60, Network::Regtest),
+            Err(VerifyError::Pow { .. })
+        ));
+        // A regtest-difficulty header is far too easy for mainnet.
+        assert!(matches!(
+            verify_headers(None, &chain.headers()[1..2], 1, Network::Bitcoin),
+            Err(VerifyError::Target { .. })
+        ));
+        // A merkle branch for the wrong position or transaction.
+        let txids: Vec<_> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        let branch = merkle_branch(&txids, 1);
+        assert!(verify_merkle_branch(txids[1], &branch, 1, block.header.merkle_root).is_ok());
+        assert!(verify_merkle_branch(txids[0], &branch, 1, block.header.merkle_root).is_err());
+        assert!(verify_merkle_branch(txids[1], &branch, 0, block.header.merkle_root).is_err());
+    }
+}
