@@ -2,6 +2,7 @@
 //! transactions, verification of headers and merkle proofs, and an in-process
 //! regtest chain of real blocks. The Electrum follower builds on these.
 
+pub mod backend;
 pub mod bns;
 pub mod regtest;
 pub mod tx;

@@ -65,6 +65,22 @@ impl RegtestChain {
         self.blocks.iter().map(|b| b.header).collect()
     }
 
+    /// A transaction by id, with its block height and position.
+    pub fn find_tx(&self, txid: &bitcoin::Txid) -> Option<(&Transaction, usize, usize)> {
+        self.blocks.iter().enumerate().find_map(|(h, b)| {
+            b.txdata
+                .iter()
+                .position(|t| t.compute_txid() == *txid)
+                .map(|pos| (&b.txdata[pos], h, pos))
+        })
+    }
+
+    /// The output an outpoint refers to, if it is on this chain.
+    pub fn output(&self, outpoint: &OutPoint) -> Option<&TxOut> {
+        self.find_tx(&outpoint.txid)
+            .and_then(|(tx, _, _)| tx.output.get(outpoint.vout as usize))
+    }
+
     /// The miner's p2pkh script: the sender of every BNS transaction we build.
     pub fn miner_script(&self) -> ScriptBuf {
         ScriptBuf::new_p2pkh(&self.pubkey.pubkey_hash())

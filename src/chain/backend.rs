@@ -1,0 +1,368 @@
+//! Where chain data comes from, and the verification every answer goes
+//! through before it is believed. A `ChainBackend` is a server we do not
+//! trust (an Electrum server, or the in-process regtest chain); a
+//! `VerifiedChain` keeps the headers it has checked and accepts a transaction
+//! only with a merkle proof against one of them.
+
+use std::sync::{Arc, Mutex};
+
+use bitcoin::block::Header;
+use bitcoin::{Network, Script, Transaction, Txid};
+
+use super::regtest::RegtestChain;
+use super::verify::{VerifyError, merkle_branch, verify_headers, verify_merkle_branch};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    #[error("{server}: {message}")]
+    Server { server: String, message: String },
+    #[error("{server} lied: {source}")]
+    Lied {
+        server: String,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("{server} sent transaction bytes that hash to {got}, not {want}")]
+    WrongTx {
+        server: String,
+        want: Txid,
+        got: Txid,
+    },
+    #[error("{server} has no block at height {height}")]
+    NoBlock { server: String, height: u64 },
+}
+
+/// What a follower asks of a chain server. Blocking: Electrum clients are.
+pub trait ChainBackend: Send {
+    fn name(&self) -> String;
+    fn tip_height(&mut self) -> Result<u64, BackendError>;
+    fn headers(&mut self, from: u64, count: usize) -> Result<Vec<Header>, BackendError>;
+    /// Confirmed transactions touching `script`: (txid, height), oldest first.
+    fn script_history(&mut self, script: &Script) -> Result<Vec<(Txid, u64)>, BackendError>;
+    fn transaction(&mut self, txid: &Txid) -> Result<Transaction, BackendError>;
+    /// The merkle branch of `txid` in the block at `height`, and its position.
+    fn merkle_proof(
+        &mut self,
+        txid: &Txid,
+        height: u64,
+    ) -> Result<(Vec<[u8; 32]>, usize), BackendError>;
+}
+
+/// The in-process regtest chain as a backend (tests, devnet).
+#[derive(Clone)]
+pub struct RegtestBackend {
+    pub chain: Arc<Mutex<RegtestChain>>,
+}
+
+impl RegtestBackend {
+    fn err(&self, message: impl ToString) -> BackendError {
+        BackendError::Server {
+            server: self.name(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl ChainBackend for RegtestBackend {
+    fn name(&self) -> String {
+        "regtest".into()
+    }
+
+    fn tip_height(&mut self) -> Result<u64, BackendError> {
+        Ok(self.chain.lock().expect("chain lock").height() as u64)
+    }
+
+    fn headers(&mut self, from: u64, count: usize) -> Result<Vec<Header>, BackendError> {
+        let chain = self.chain.lock().expect("chain lock");
+        Ok(chain
+            .headers()
+            .into_iter()
+            .skip(from as usize)
+            .take(count)
+            .collect())
+    }
+
+    fn script_history(&mut self, script: &Script) -> Result<Vec<(Txid, u64)>, BackendError> {
+        let chain = self.chain.lock().expect("chain lock");
+        let mut out = Vec::new();
+        for h in 0..=chain.height() {
+            let block = chain.block(h).expect("height in range");
+            for tx in &block.txdata {
+                let pays = tx
+                    .output
+                    .iter()
+                    .any(|o| o.script_pubkey.as_script() == script);
+                let spends = tx.input.iter().any(|i| {
+                    chain
+                        .output(&i.previous_output)
+                        .is_some_and(|o| o.script_pubkey.as_script() == script)
+                });
+                if pays || spends {
+                    out.push((tx.compute_txid(), h as u64));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn transaction(&mut self, txid: &Txid) -> Result<Transaction, BackendError> {
+        let chain = self.chain.lock().expect("chain lock");
+        chain
+            .find_tx(txid)
+            .map(|(tx, _, _)| tx.clone())
+            .ok_or_else(|| self.err(format!("no transaction {txid}")))
+    }
+
+    fn merkle_proof(
+        &mut self,
+        txid: &Txid,
+        height: u64,
+    ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
+        let chain = self.chain.lock().expect("chain lock");
+        let block = chain.block(height as usize).ok_or(BackendError::NoBlock {
+            server: "regtest".into(),
+            height,
+        })?;
+        let txids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        let pos = txids
+            .iter()
+            .position(|t| t == txid)
+            .ok_or_else(|| self.err(format!("{txid} is not in block {height}")))?;
+        Ok((merkle_branch(&txids, pos), pos))
+    }
+}
+
+/// Headers checked so far, and transactions accepted only with a proof.
+pub struct VerifiedChain {
+    network: Network,
+    headers: Vec<Header>,
+}
+
+impl VerifiedChain {
+    /// Starts from a trusted header (a checkpoint, or genesis) at `height`.
+    pub fn new(network: Network, checkpoint: Header, height: u64) -> Self {
+        let mut headers = Vec::with_capacity(height as usize + 1);
+        // Heights below the checkpoint are never consulted; keep indices simple.
+        headers.resize(height as usize, checkpoint);
+        headers.push(checkpoint);
+        VerifiedChain { network, headers }
+    }
+
+    pub fn height(&self) -> u64 {
+        self.headers.len() as u64 - 1
+    }
+
+    pub fn header(&self, height: u64) -> Option<&Header> {
+        self.headers.get(height as usize)
+    }
+
+    /// Fetches and checks headers up to the server's tip. A server whose
+    /// chain does not link to ours (a reorg below our tip, or a lie) makes
+    /// this fail; the caller resolves it by walking back.
+    pub fn sync(&mut self, backend: &mut dyn ChainBackend) -> Result<u64, BackendError> {
+        let tip = backend.tip_height()?;
+        while self.height() < tip {
+            let from = self.height() + 1;
+            let batch = backend.headers(from, 2016.min((tip - from + 1) as usize))?;
+            if batch.is_empty() {
+                return Err(BackendError::NoBlock {
+                    server: backend.name(),
+                    height: from,
+                });
+            }
+            verify_headers(self.headers.last(), &batch, from, self.network).map_err(|source| {
+                BackendError::Lied {
+                    server: backend.name(),
+                    source,
+                }
+            })?;
+            self.headers.extend(batch);
+        }
+        Ok(self.height())
+    }
+
+    /// Drops verified headers above `height` (after a reorg).
+    pub fn truncate(&mut self, height: u64) {
+        self.headers.truncate(height as usize + 1);
+    }
+
+    /// A transaction at `height`, believed only if its bytes hash to `txid`
+    /// and its merkle branch leads to the verified header's merkle root.
+    pub fn verified_tx(
+        &self,
+        backend: &mut dyn ChainBackend,
+        txid: &Txid,
+        height: u64,
+    ) -> Result<Transaction, BackendError> {
+        let header = self.header(height).ok_or(BackendError::NoBlock {
+            server: backend.name(),
+            height,
+        })?;
+        let tx = backend.transaction(txid)?;
+        let got = tx.compute_txid();
+        if got != *txid {
+            return Err(BackendError::WrongTx {
+                server: backend.name(),
+                want: *txid,
+                got,
+            });
+        }
+        let (branch, pos) = backend.merkle_proof(txid, height)?;
+        verify_merkle_branch(*txid, &branch, pos, header.merkle_root).map_err(|source| {
+            BackendError::Lied {
+                server: backend.name(),
+                source,
+            }
+        })?;
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::regtest::COINBASE_MATURITY;
+    use crate::chain::tx::extract;
+
+    /// Wraps a backend and lies in one chosen way.
+    struct Liar {
+        inner: RegtestBackend,
+        lie: Lie,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Lie {
+        TamperedTx,
+        WrongBranch,
+        ForkedHeader,
+    }
+
+    impl ChainBackend for Liar {
+        fn name(&self) -> String {
+            "liar".into()
+        }
+        fn tip_height(&mut self) -> Result<u64, BackendError> {
+            self.inner.tip_height()
+        }
+        fn headers(&mut self, from: u64, count: usize) -> Result<Vec<Header>, BackendError> {
+            let mut h = self.inner.headers(from, count)?;
+            if let (Lie::ForkedHeader, Some(first)) = (self.lie, h.first_mut()) {
+                first.prev_blockhash = bitcoin::BlockHash::from_byte_array([7; 32]);
+            }
+            Ok(h)
+        }
+        fn script_history(&mut self, script: &Script) -> Result<Vec<(Txid, u64)>, BackendError> {
+            self.inner.script_history(script)
+        }
+        fn transaction(&mut self, txid: &Txid) -> Result<Transaction, BackendError> {
+            let mut tx = self.inner.transaction(txid)?;
+            if let Lie::TamperedTx = self.lie {
+                tx.output[0].value = bitcoin::Amount::from_sat(1);
+            }
+            Ok(tx)
+        }
+        fn merkle_proof(
+            &mut self,
+            txid: &Txid,
+            height: u64,
+        ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
+            let (mut branch, pos) = self.inner.merkle_proof(txid, height)?;
+            if let Lie::WrongBranch = self.lie {
+                branch[0][0] ^= 1;
+            }
+            Ok((branch, pos))
+        }
+    }
+
+    use bitcoin::hashes::Hash;
+
+    fn chain_with_update() -> (RegtestBackend, Txid, u64) {
+        let mut chain = RegtestChain::new();
+        chain.mine_empty(COINBASE_MATURITY + 1);
+        let mut payload = b"id+".to_vec();
+        payload.extend_from_slice(&[1; 16]);
+        payload.extend_from_slice(&[2; 20]);
+        let tx = chain.bns_tx(&payload, vec![]).unwrap();
+        let txid = tx.compute_txid();
+        chain.mine(vec![tx]);
+        let height = chain.height() as u64;
+        chain.mine_empty(5);
+        (
+            RegtestBackend {
+                chain: Arc::new(Mutex::new(chain)),
+            },
+            txid,
+            height,
+        )
+    }
+
+    fn genesis() -> Header {
+        bitcoin::constants::genesis_block(Network::Regtest).header
+    }
+
+    #[test]
+    fn an_honest_server_is_believed() {
+        let (mut backend, txid, height) = chain_with_update();
+        let mut v = VerifiedChain::new(Network::Regtest, genesis(), 0);
+        assert_eq!(v.sync(&mut backend).unwrap(), height + 5);
+        let miner = backend.chain.lock().unwrap().miner_script();
+        let history = backend.script_history(&miner).unwrap();
+        assert!(
+            history.contains(&(txid, height)),
+            "found through the sender's history"
+        );
+        let tx = v.verified_tx(&mut backend, &txid, height).unwrap();
+        assert_eq!(
+            extract(&tx).unwrap().unwrap().zonefile_hash().unwrap().0,
+            [2; 20]
+        );
+    }
+
+    #[test]
+    fn lying_servers_are_caught() {
+        let (backend, txid, height) = chain_with_update();
+        for lie in [Lie::TamperedTx, Lie::WrongBranch] {
+            let mut liar = Liar {
+                inner: backend.clone(),
+                lie,
+            };
+            let mut v = VerifiedChain::new(Network::Regtest, genesis(), 0);
+            v.sync(&mut liar).unwrap();
+            let err = v.verified_tx(&mut liar, &txid, height).unwrap_err();
+            match lie {
+                Lie::TamperedTx => assert!(matches!(err, BackendError::WrongTx { .. }), "{err}"),
+                _ => assert!(
+                    matches!(
+                        err,
+                        BackendError::Lied {
+                            source: VerifyError::Merkle { .. },
+                            ..
+                        }
+                    ),
+                    "{err}"
+                ),
+            }
+        }
+        let mut liar = Liar {
+            inner: backend.clone(),
+            lie: Lie::ForkedHeader,
+        };
+        let mut v = VerifiedChain::new(Network::Regtest, genesis(), 0);
+        let err = v.sync(&mut liar).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BackendError::Lied {
+                    source: VerifyError::Link { height: 1 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // After the liar, an honest server is used and believed.
+        let mut honest = backend;
+        v.sync(&mut honest).unwrap();
+        assert!(v.verified_tx(&mut honest, &txid, height).is_ok());
+    }
+}
