@@ -4,6 +4,8 @@
 
 pub mod backend;
 pub mod bns;
+pub mod electrum;
 pub mod regtest;
+pub mod rpc;
 pub mod tx;
 pub mod verify;

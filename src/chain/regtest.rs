@@ -19,6 +19,16 @@ pub const COINBASE_MATURITY: usize = 100;
 const FEE: u64 = 10_000;
 const DUST: u64 = 5_500;
 
+/// Regtest's block subsidy: 50 BTC, halving every 150 blocks.
+pub fn subsidy(height: usize) -> u64 {
+    let halvings = height / 150;
+    if halvings >= 64 {
+        0
+    } else {
+        (50 * 100_000_000u64) >> halvings
+    }
+}
+
 pub struct RegtestChain {
     blocks: Vec<Block>,
     secp: Secp256k1<All>,
@@ -103,7 +113,7 @@ impl RegtestChain {
                 witness: Witness::new(),
             }],
             output: vec![TxOut {
-                value: Amount::from_sat(50 * 100_000_000),
+                value: Amount::from_sat(subsidy(height)),
                 script_pubkey: self.miner_script(),
             }],
         };
@@ -121,7 +131,7 @@ impl RegtestChain {
             }
         }
         self.utxos
-            .push((OutPoint::new(cb_txid, 0), 50 * 100_000_000, height));
+            .push((OutPoint::new(cb_txid, 0), subsidy(height), height));
         let prev = self.blocks[height - 1].header;
         let mut block = Block {
             header: Header {

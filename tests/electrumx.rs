@@ -1,0 +1,104 @@
+//! The chain path against a real ElectrumX over TCP: our regtest chain is
+//! served through the bitcoind-compatible RPC, ElectrumX indexes it, and the
+//! Electrum backend's answers pass header and merkle verification.
+
+#[path = "common/electrumx.rs"]
+mod electrumx;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use atlas::chain::backend::{ChainBackend, VerifiedChain};
+use atlas::chain::bns::hash128;
+use atlas::chain::electrum::ElectrumBackend;
+use atlas::chain::regtest::{COINBASE_MATURITY, RegtestChain};
+use atlas::chain::rpc;
+use atlas::chain::tx::extract;
+use atlas::zonefile::Hash160;
+use bitcoin::Network;
+use electrumx::ElectrumX;
+
+fn update(chain: &mut RegtestChain, name: &str, zonefile: &[u8]) -> (bitcoin::Txid, Hash160) {
+    let hash = Hash160::of(zonefile);
+    let mut payload = b"id+".to_vec();
+    payload.extend_from_slice(&hash128(
+        format!("{name}00000000000000000000000000000000").as_bytes(),
+    ));
+    payload.extend_from_slice(&hash.0);
+    let tx = chain.bns_tx(&payload, vec![]).expect("spendable coins");
+    let txid = tx.compute_txid();
+    chain.mine(vec![tx]);
+    (txid, hash)
+}
+
+/// Polls the server's tip: ElectrumX offers no other signal that it caught up.
+fn wait_tip(backend: &mut ElectrumBackend, height: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while backend.tip_height().unwrap() < height {
+        assert!(
+            Instant::now() < deadline,
+            "ElectrumX did not reach height {height}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn electrumx_indexes_our_chain_and_its_answers_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = RegtestChain::new();
+    chain.mine_empty(COINBASE_MATURITY + 2);
+    let (txid1, hash1) = update(&mut chain, "alice.id", b"$ORIGIN alice.id\n$TTL 3600\n");
+    chain.mine_empty(3);
+    let miner = chain.miner_script();
+    let chain = Arc::new(Mutex::new(chain));
+    let (addr, _rpc) = rpc::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        chain.clone(),
+        "atlas",
+        "atlas",
+    )
+    .await
+    .unwrap();
+    let daemon_url = format!("http://atlas:atlas@{addr}/");
+    let db = dir.path().join("electrumx");
+
+    let chain2 = chain.clone();
+    tokio::task::spawn_blocking(move || {
+        let ex = ElectrumX::start(&daemon_url, &db);
+        let mut backend = ElectrumBackend::connect(&ex.url, Duration::from_secs(20)).unwrap();
+        let height = chain2.lock().unwrap().height() as u64;
+        wait_tip(&mut backend, height);
+
+        let genesis = bitcoin::constants::genesis_block(Network::Regtest).header;
+        let mut verified = VerifiedChain::new(Network::Regtest, genesis, 0);
+        assert_eq!(verified.sync(&mut backend).unwrap(), height);
+
+        // Discovery through the sender's script history, then proof.
+        let history = backend.script_history(&miner).unwrap();
+        let (_, h1) = *history
+            .iter()
+            .find(|(t, _)| *t == txid1)
+            .expect("the update is in the sender's history");
+        let tx = verified.verified_tx(&mut backend, &txid1, h1).unwrap();
+        assert_eq!(extract(&tx).unwrap().unwrap().zonefile_hash(), Some(hash1));
+
+        // New blocks arrive; ElectrumX follows; so do we.
+        let (txid2, hash2) = update(&mut chain2.lock().unwrap(), "bob.id", b"$ORIGIN bob.id\n");
+        chain2.lock().unwrap().mine_empty(1);
+        let height = chain2.lock().unwrap().height() as u64;
+        wait_tip(&mut backend, height);
+        assert_eq!(verified.sync(&mut backend).unwrap(), height);
+        let (_, h2) = *backend
+            .script_history(&miner)
+            .unwrap()
+            .iter()
+            .find(|(t, _)| *t == txid2)
+            .expect("the second update is indexed");
+        let tx = verified.verified_tx(&mut backend, &txid2, h2).unwrap();
+        assert_eq!(extract(&tx).unwrap().unwrap().zonefile_hash(), Some(hash2));
+        drop(ex);
+    })
+    .await
+    .unwrap();
+}
