@@ -80,7 +80,7 @@ async fn electrumx_indexes_our_chain_and_its_answers_verify() {
             .iter()
             .find(|(t, _)| *t == txid1)
             .expect("the update is in the sender's history");
-        let tx = verified.verified_tx(&mut backend, &txid1, h1).unwrap();
+        let (tx, _) = verified.verified_tx(&mut backend, &txid1, h1).unwrap();
         assert_eq!(extract(&tx).unwrap().unwrap().zonefile_hash(), Some(hash1));
 
         // New blocks arrive; ElectrumX follows; so do we.
@@ -95,7 +95,7 @@ async fn electrumx_indexes_our_chain_and_its_answers_verify() {
             .iter()
             .find(|(t, _)| *t == txid2)
             .expect("the second update is indexed");
-        let tx = verified.verified_tx(&mut backend, &txid2, h2).unwrap();
+        let (tx, _) = verified.verified_tx(&mut backend, &txid2, h2).unwrap();
         assert_eq!(extract(&tx).unwrap().unwrap().zonefile_hash(), Some(hash2));
         drop(ex);
     })

@@ -162,6 +162,20 @@ impl VerifiedChain {
     /// this fail; the caller resolves it by walking back.
     pub fn sync(&mut self, backend: &mut dyn ChainBackend) -> Result<u64, BackendError> {
         let tip = backend.tip_height()?;
+        if tip < self.height() {
+            // A server behind us: nothing new to learn from it.
+            return Ok(self.height());
+        }
+        // Our tip must still be on the server's chain, or a replacement of
+        // equal length would go unnoticed.
+        let ours = self.height();
+        let theirs = backend.headers(ours, 1)?;
+        if theirs.first().map(|h| h.block_hash()) != self.header(ours).map(|h| h.block_hash()) {
+            return Err(BackendError::Lied {
+                server: backend.name(),
+                source: VerifyError::Link { height: ours },
+            });
+        }
         while self.height() < tip {
             let from = self.height() + 1;
             let batch = backend.headers(from, 2016.min((tip - from + 1) as usize))?;
@@ -194,7 +208,7 @@ impl VerifiedChain {
         backend: &mut dyn ChainBackend,
         txid: &Txid,
         height: u64,
-    ) -> Result<Transaction, BackendError> {
+    ) -> Result<(Transaction, usize), BackendError> {
         let header = self.header(height).ok_or(BackendError::NoBlock {
             server: backend.name(),
             height,
@@ -215,7 +229,7 @@ impl VerifiedChain {
                 source,
             }
         })?;
-        Ok(tx)
+        Ok((tx, pos))
     }
 }
 
@@ -312,7 +326,7 @@ mod tests {
             history.contains(&(txid, height)),
             "found through the sender's history"
         );
-        let tx = v.verified_tx(&mut backend, &txid, height).unwrap();
+        let (tx, _) = v.verified_tx(&mut backend, &txid, height).unwrap();
         assert_eq!(
             extract(&tx).unwrap().unwrap().zonefile_hash().unwrap().0,
             [2; 20]
@@ -354,7 +368,7 @@ mod tests {
             matches!(
                 err,
                 BackendError::Lied {
-                    source: VerifyError::Link { height: 1 },
+                    source: VerifyError::Link { .. },
                     ..
                 }
             ),

@@ -5,6 +5,10 @@
 pub mod backend;
 pub mod bns;
 pub mod electrum;
+pub mod follower;
+#[cfg(test)]
+mod follower_tests;
+pub mod names;
 pub mod regtest;
 pub mod rpc;
 pub mod tx;

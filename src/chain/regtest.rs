@@ -29,13 +29,16 @@ pub fn subsidy(height: usize) -> u64 {
     }
 }
 
+#[derive(Clone)]
 pub struct RegtestChain {
     blocks: Vec<Block>,
     secp: Secp256k1<All>,
     key: SecretKey,
     pubkey: PublicKey,
-    /// Unspent outputs of our key: (outpoint, value, height created).
+    /// Unspent outputs of our key: (outpoint, value, height created; 0 = not a coinbase).
     utxos: Vec<(OutPoint, u64, usize)>,
+    /// Bumped by `truncate`, so blocks mined after a reorg differ from the old ones.
+    salt: u32,
 }
 
 impl Default for RegtestChain {
@@ -56,6 +59,7 @@ impl RegtestChain {
             key,
             pubkey,
             utxos: Vec::new(),
+            salt: 0,
         }
     }
 
@@ -138,7 +142,7 @@ impl RegtestChain {
                 version: BlockVersion::from_consensus(0x2000_0000),
                 prev_blockhash: prev.block_hash(),
                 merkle_root: bitcoin::TxMerkleNode::all_zeros(),
-                time: prev.time + 600,
+                time: prev.time + 600 + self.salt,
                 bits: CompactTarget::from_consensus(0x207f_ffff),
                 nonce: 0,
             },
@@ -151,6 +155,30 @@ impl RegtestChain {
         }
         self.blocks.push(block);
         &self.blocks[height]
+    }
+
+    /// Drops every block above `height` (to stage a reorg) and rebuilds the
+    /// miner's spendable outputs from what remains.
+    pub fn truncate(&mut self, height: usize) {
+        self.blocks.truncate(height + 1);
+        self.salt += 1;
+        let miner = self.miner_script();
+        let mut utxos: Vec<(OutPoint, u64, usize)> = Vec::new();
+        for (h, block) in self.blocks.iter().enumerate().skip(1) {
+            for (i, tx) in block.txdata.iter().enumerate() {
+                for input in &tx.input {
+                    utxos.retain(|(op, _, _)| *op != input.previous_output);
+                }
+                let txid = tx.compute_txid();
+                for (vout, out) in tx.output.iter().enumerate() {
+                    if out.script_pubkey == miner {
+                        let born = if i == 0 { h } else { 0 };
+                        utxos.push((OutPoint::new(txid, vout as u32), out.value.to_sat(), born));
+                    }
+                }
+            }
+        }
+        self.utxos = utxos;
     }
 
     /// Mines empty blocks, e.g. to mature coinbases or to confirm.
