@@ -84,26 +84,11 @@ impl ChainBackend for RegtestBackend {
     }
 
     fn script_history(&mut self, script: &Script) -> Result<Vec<(Txid, u64)>, BackendError> {
-        let chain = self.chain.lock().expect("chain lock");
-        let mut out = Vec::new();
-        for h in 0..=chain.height() {
-            let block = chain.block(h).expect("height in range");
-            for tx in &block.txdata {
-                let pays = tx
-                    .output
-                    .iter()
-                    .any(|o| o.script_pubkey.as_script() == script);
-                let spends = tx.input.iter().any(|i| {
-                    chain
-                        .output(&i.previous_output)
-                        .is_some_and(|o| o.script_pubkey.as_script() == script)
-                });
-                if pays || spends {
-                    out.push((tx.compute_txid(), h as u64));
-                }
-            }
-        }
-        Ok(out)
+        Ok(self
+            .chain
+            .lock()
+            .expect("chain lock")
+            .script_history(script))
     }
 
     fn transaction(&mut self, txid: &Txid) -> Result<Transaction, BackendError> {
@@ -120,16 +105,17 @@ impl ChainBackend for RegtestBackend {
         height: u64,
     ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
         let chain = self.chain.lock().expect("chain lock");
-        let block = chain.block(height as usize).ok_or(BackendError::NoBlock {
-            server: "regtest".into(),
-            height,
-        })?;
-        let txids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        let txids = chain
+            .block_txids(height as usize)
+            .ok_or(BackendError::NoBlock {
+                server: "regtest".into(),
+                height,
+            })?;
         let pos = txids
             .iter()
             .position(|t| t == txid)
             .ok_or_else(|| self.err(format!("{txid} is not in block {height}")))?;
-        Ok((merkle_branch(&txids, pos), pos))
+        Ok((merkle_branch(txids, pos), pos))
     }
 }
 

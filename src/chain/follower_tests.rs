@@ -3,108 +3,29 @@
 
 use std::sync::{Arc, Mutex};
 
-use bitcoin::{Network, ScriptBuf};
+use bitcoin::Network;
 
 use super::backend::RegtestBackend;
-use super::bns::{hash_name, hash128};
-use super::follower::{Follower, burn_script};
+use super::follower::Follower;
 use super::regtest::{COINBASE_MATURITY, RegtestChain};
 use crate::zonefile::Hash160;
 
+/// The scripted chain; operations come from `chain::builder`.
 struct Script {
     chain: RegtestChain,
 }
 
 impl Script {
-    fn miner(&self) -> ScriptBuf {
-        self.chain.miner_script()
-    }
-
-    fn miner_addr(&self) -> String {
-        bitcoin::Address::from_script(&self.miner(), Network::Regtest)
-            .unwrap()
-            .to_string()
-    }
-
-    fn tx(&mut self, payload: Vec<u8>, outputs: Vec<ScriptBuf>) -> bitcoin::Transaction {
-        let outs = outputs.into_iter().map(RegtestChain::dust_to).collect();
-        self.chain.bns_tx(&payload, outs).expect("coins to spend")
-    }
-
-    fn ns_preorder(&mut self, ns: &str) -> bitcoin::Transaction {
-        let mut p = b"id*".to_vec();
-        p.extend_from_slice(
-            &hash_name(ns, self.miner().as_bytes(), &self.miner_addr())
-                .unwrap()
-                .0,
-        );
-        p.extend_from_slice(&[0; 16]);
-        self.tx(p, vec![burn_script()])
-    }
-
-    fn ns_reveal(&mut self, ns: &str) -> bitcoin::Transaction {
-        let mut p = b"id&".to_vec();
-        p.extend_from_slice(&52595u32.to_be_bytes());
-        p.extend_from_slice(&[
-            250, 4, 0x65, 0x43, 0x21, 0x11, 0x11, 0x11, 0x11, 0x11, 0xa2, 0, 1,
-        ]);
-        p.extend_from_slice(ns.as_bytes());
-        let m = self.miner();
-        self.tx(p, vec![m])
-    }
-
-    fn ns_ready(&mut self, ns: &str) -> bitcoin::Transaction {
-        self.tx([b"id!.".as_slice(), ns.as_bytes()].concat(), vec![])
-    }
-
-    fn preorder(&mut self, name: &str) -> bitcoin::Transaction {
-        let mut p = b"id?".to_vec();
-        p.extend_from_slice(
-            &hash_name(name, self.miner().as_bytes(), &self.miner_addr())
-                .unwrap()
-                .0,
-        );
-        p.extend_from_slice(&[0; 16]);
-        self.tx(p, vec![burn_script()])
-    }
-
-    fn register(&mut self, name: &str, zonefile: Hash160) -> bitcoin::Transaction {
-        let mut p = b"id:".to_vec();
-        let mut padded = name.as_bytes().to_vec();
-        padded.resize(37, 0);
-        p.extend_from_slice(&padded);
-        p.extend_from_slice(&zonefile.0);
-        let m = self.miner();
-        self.tx(p, vec![m])
-    }
-
-    fn import(&mut self, name: &str, zonefile: Hash160) -> bitcoin::Transaction {
-        let carrier = ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_raw_hash(
-            bitcoin::hashes::hash160::Hash::from_byte_array(zonefile.0),
-        ));
-        let m = self.miner();
-        self.tx(
-            [b"id;".as_slice(), name.as_bytes()].concat(),
-            vec![m, carrier],
-        )
-    }
-
     fn update(
         &mut self,
         name: &str,
         consensus: [u8; 16],
         zonefile: Hash160,
     ) -> bitcoin::Transaction {
-        let mut p = b"id+".to_vec();
-        p.extend_from_slice(&hash128(
-            format!("{name}{}", hex::encode(consensus)).as_bytes(),
-        ));
-        p.extend_from_slice(&zonefile.0);
-        self.tx(p, vec![])
+        self.chain.name_update(name, consensus, zonefile)
     }
 }
 
-use bitcoin::hashes::Hash;
 
 fn zf(i: u8) -> Hash160 {
     Hash160::of(format!("$ORIGIN z{i}.id\n").as_bytes())
@@ -118,19 +39,20 @@ fn scripted() -> (Script, u64) {
         chain: RegtestChain::new(),
     };
     s.chain.mine_empty(COINBASE_MATURITY + 8);
-    let a = s.ns_preorder("id");
-    let b = s.ns_preorder("imp");
-    s.chain.mine(vec![a, b]);
-    let a = s.ns_reveal("id");
-    let b = s.ns_reveal("imp");
-    s.chain.mine(vec![a, b]);
-    let a = s.ns_ready("id");
-    let b = s.import("alice.imp", zf(1));
-    s.chain.mine(vec![a, b]);
-    let a = s.preorder("bob.id");
-    s.chain.mine(vec![a]);
-    let a = s.register("bob.id", zf(2));
-    s.chain.mine(vec![a]);
+    let c = &mut s.chain;
+    let a = c.namespace_preorder("id");
+    let b = c.namespace_preorder("imp");
+    c.mine(vec![a, b]);
+    let a = c.namespace_reveal("id");
+    let b = c.namespace_reveal("imp");
+    c.mine(vec![a, b]);
+    let a = c.namespace_ready("id");
+    let b = c.name_import("alice.imp", zf(1));
+    c.mine(vec![a, b]);
+    let a = c.name_preorder("bob.id");
+    c.mine(vec![a]);
+    let a = c.name_register("bob.id", zf(2));
+    c.mine(vec![a]);
     let h = s.chain.height() as u64;
     (s, h)
 }
@@ -184,7 +106,7 @@ fn imports_registrations_and_updates_become_announcements_in_chain_order() {
     );
 
     // Registering a taken name, or without a preorder, is refused.
-    let again = s.register("bob.id", zf(5));
+    let again = s.chain.name_register("bob.id", zf(5));
     s.chain.mine(vec![again]);
     poll(&mut f, &mut backend, &s);
     assert_eq!(hashes(&f).len(), 3);

@@ -9,9 +9,11 @@ use bitcoin::script::PushBytesBuf;
 use bitcoin::secp256k1::{All, Message, Secp256k1, SecretKey};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::transaction::Version;
+use std::collections::HashMap;
+
 use bitcoin::{
     Amount, Block, BlockHash, CompactTarget, Network, OutPoint, PublicKey, ScriptBuf, Sequence,
-    Transaction, TxIn, TxOut, Witness, absolute,
+    Transaction, TxIn, TxOut, Txid, Witness, absolute,
 };
 
 /// Coinbase outputs may be spent after this many blocks (consensus rule).
@@ -39,6 +41,10 @@ pub struct RegtestChain {
     utxos: Vec<(OutPoint, u64, usize)>,
     /// Bumped by `truncate`, so blocks mined after a reorg differ from the old ones.
     salt: u32,
+    /// Txids per block, where each transaction is, and each script's history.
+    txids: Vec<Vec<Txid>>,
+    tx_index: HashMap<Txid, (usize, usize)>,
+    history: HashMap<ScriptBuf, Vec<(Txid, u64)>>,
 }
 
 impl Default for RegtestChain {
@@ -53,14 +59,57 @@ impl RegtestChain {
         let secp = Secp256k1::new();
         let key = SecretKey::from_slice(&[0x42; 32]).expect("valid secret key");
         let pubkey = PublicKey::new(key.public_key(&secp));
-        RegtestChain {
+        let mut chain = RegtestChain {
             blocks: vec![bitcoin::constants::genesis_block(Network::Regtest)],
             secp,
             key,
             pubkey,
             utxos: Vec::new(),
             salt: 0,
+            txids: Vec::new(),
+            tx_index: HashMap::new(),
+            history: HashMap::new(),
+        };
+        chain.index_block(0);
+        chain
+    }
+
+    fn index_block(&mut self, height: usize) {
+        let block = &self.blocks[height];
+        let ids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        for (pos, (tx, txid)) in block.txdata.iter().zip(&ids).enumerate() {
+            self.tx_index.insert(*txid, (height, pos));
+            let mut scripts: Vec<ScriptBuf> =
+                tx.output.iter().map(|o| o.script_pubkey.clone()).collect();
+            for input in &tx.input {
+                if let Some(&(h, p)) = self.tx_index.get(&input.previous_output.txid)
+                    && let Some(out) = self.blocks[h].txdata[p]
+                        .output
+                        .get(input.previous_output.vout as usize)
+                {
+                    scripts.push(out.script_pubkey.clone());
+                }
+            }
+            scripts.sort();
+            scripts.dedup();
+            for script in scripts {
+                self.history
+                    .entry(script)
+                    .or_default()
+                    .push((*txid, height as u64));
+            }
         }
+        self.txids.push(ids);
+    }
+
+    /// The txids of the block at `height`, in order.
+    pub fn block_txids(&self, height: usize) -> Option<&[Txid]> {
+        self.txids.get(height).map(Vec::as_slice)
+    }
+
+    /// Confirmed transactions paying or spending `script`, oldest first.
+    pub fn script_history(&self, script: &bitcoin::Script) -> Vec<(Txid, u64)> {
+        self.history.get(script).cloned().unwrap_or_default()
     }
 
     pub fn height(&self) -> usize {
@@ -81,12 +130,8 @@ impl RegtestChain {
 
     /// A transaction by id, with its block height and position.
     pub fn find_tx(&self, txid: &bitcoin::Txid) -> Option<(&Transaction, usize, usize)> {
-        self.blocks.iter().enumerate().find_map(|(h, b)| {
-            b.txdata
-                .iter()
-                .position(|t| t.compute_txid() == *txid)
-                .map(|pos| (&b.txdata[pos], h, pos))
-        })
+        let &(h, pos) = self.tx_index.get(txid)?;
+        Some((&self.blocks[h].txdata[pos], h, pos))
     }
 
     /// The output an outpoint refers to, if it is on this chain.
@@ -124,16 +169,6 @@ impl RegtestChain {
         let cb_txid = coinbase.compute_txid();
         let mut txdata = vec![coinbase];
         txdata.extend(txs);
-        for tx in &txdata[1..] {
-            // Our own change outputs become spendable at once (not coinbase).
-            let txid = tx.compute_txid();
-            for (vout, out) in tx.output.iter().enumerate() {
-                if out.script_pubkey == self.miner_script() {
-                    self.utxos
-                        .push((OutPoint::new(txid, vout as u32), out.value.to_sat(), 0));
-                }
-            }
-        }
         self.utxos
             .push((OutPoint::new(cb_txid, 0), subsidy(height), height));
         let prev = self.blocks[height - 1].header;
@@ -154,6 +189,7 @@ impl RegtestChain {
             block.header.nonce += 1;
         }
         self.blocks.push(block);
+        self.index_block(height);
         &self.blocks[height]
     }
 
@@ -162,6 +198,12 @@ impl RegtestChain {
     pub fn truncate(&mut self, height: usize) {
         self.blocks.truncate(height + 1);
         self.salt += 1;
+        self.txids.clear();
+        self.tx_index.clear();
+        self.history.clear();
+        for h in 0..self.blocks.len() {
+            self.index_block(h);
+        }
         let miner = self.miner_script();
         let mut utxos: Vec<(OutPoint, u64, usize)> = Vec::new();
         for (h, block) in self.blocks.iter().enumerate().skip(1) {
@@ -232,6 +274,12 @@ impl RegtestChain {
             .push_slice(sig.serialize())
             .push_key(&self.pubkey)
             .into_script();
+        // The change may be spent by the next transaction in the same block
+        // (a child after its parent is valid), so many operations fit in one.
+        let vout = tx.output.len() - 1;
+        let change = tx.output[vout].value.to_sat();
+        self.utxos
+            .push((OutPoint::new(tx.compute_txid(), vout as u32), change, 0));
         Some(tx)
     }
 
