@@ -8,29 +8,55 @@ use electrum_client::{Client, ConfigBuilder, ElectrumApi};
 
 use super::backend::{BackendError, ChainBackend};
 
+/// Connects lazily and reconnects after any error, so a server that was down
+/// at start-up or restarted is picked up again.
 pub struct ElectrumBackend {
     url: String,
-    client: Client,
+    timeout: std::time::Duration,
+    client: Option<Client>,
 }
 
 impl ElectrumBackend {
-    pub fn connect(url: &str, timeout: std::time::Duration) -> Result<Self, BackendError> {
-        let config = ConfigBuilder::new().timeout(Some(timeout)).build();
-        let client = Client::from_config(url, config).map_err(|e| BackendError::Server {
-            server: url.to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(ElectrumBackend {
+    pub fn new(url: &str, timeout: std::time::Duration) -> Self {
+        ElectrumBackend {
             url: url.to_string(),
-            client,
-        })
+            timeout,
+            client: None,
+        }
     }
 
-    fn err(&self, e: electrum_client::Error) -> BackendError {
-        BackendError::Server {
-            server: self.url.clone(),
-            message: e.to_string(),
+    /// Connects now, to report an unreachable server at once.
+    pub fn connect(url: &str, timeout: std::time::Duration) -> Result<Self, BackendError> {
+        let mut b = Self::new(url, timeout);
+        b.client()?;
+        Ok(b)
+    }
+
+    fn client(&mut self) -> Result<&Client, BackendError> {
+        if self.client.is_none() {
+            let config = ConfigBuilder::new().timeout(Some(self.timeout)).build();
+            let c = Client::from_config(&self.url, config).map_err(|e| BackendError::Server {
+                server: self.url.clone(),
+                message: e.to_string(),
+            })?;
+            self.client = Some(c);
         }
+        Ok(self.client.as_ref().expect("just connected"))
+    }
+
+    /// Runs one call; any error drops the connection for the next try.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&Client) -> Result<T, electrum_client::Error>,
+    ) -> Result<T, BackendError> {
+        let result = f(self.client()?);
+        result.map_err(|e| {
+            self.client = None;
+            BackendError::Server {
+                server: self.url.clone(),
+                message: e.to_string(),
+            }
+        })
     }
 }
 
@@ -40,26 +66,17 @@ impl ChainBackend for ElectrumBackend {
     }
 
     fn tip_height(&mut self) -> Result<u64, BackendError> {
-        let tip = self
-            .client
-            .block_headers_subscribe()
-            .map_err(|e| self.err(e))?;
-        Ok(tip.height as u64)
+        Ok(self.call(|c| c.block_headers_subscribe())?.height as u64)
     }
 
     fn headers(&mut self, from: u64, count: usize) -> Result<Vec<Header>, BackendError> {
-        let res = self
-            .client
-            .block_headers(from as usize, count)
-            .map_err(|e| self.err(e))?;
-        Ok(res.headers)
+        Ok(self
+            .call(|c| c.block_headers(from as usize, count))?
+            .headers)
     }
 
     fn script_history(&mut self, script: &Script) -> Result<Vec<(Txid, u64)>, BackendError> {
-        let hist = self
-            .client
-            .script_get_history(script)
-            .map_err(|e| self.err(e))?;
+        let hist = self.call(|c| c.script_get_history(script))?;
         Ok(hist
             .into_iter()
             .filter(|h| h.height > 0)
@@ -68,7 +85,7 @@ impl ChainBackend for ElectrumBackend {
     }
 
     fn transaction(&mut self, txid: &Txid) -> Result<Transaction, BackendError> {
-        self.client.transaction_get(txid).map_err(|e| self.err(e))
+        self.call(|c| c.transaction_get(txid))
     }
 
     fn merkle_proof(
@@ -76,10 +93,7 @@ impl ChainBackend for ElectrumBackend {
         txid: &Txid,
         height: u64,
     ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
-        let res = self
-            .client
-            .transaction_get_merkle(txid, height as usize)
-            .map_err(|e| self.err(e))?;
+        let res = self.call(|c| c.transaction_get_merkle(txid, height as usize))?;
         // Electrum sends the branch in display (byte-reversed) order.
         let branch = res
             .merkle

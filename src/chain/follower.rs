@@ -170,6 +170,13 @@ impl Follower {
         })
     }
 
+    /// The hash of the verified tip.
+    pub fn tip_hash(&self) -> Option<bitcoin::BlockHash> {
+        self.verified
+            .header(self.verified.height())
+            .map(|h| h.block_hash())
+    }
+
     pub fn announcements(&self) -> &[Announcement] {
         &self.state.announcements
     }

@@ -26,7 +26,6 @@ impl Script {
     }
 }
 
-
 fn zf(i: u8) -> Hash160 {
     Hash160::of(format!("$ORIGIN z{i}.id\n").as_bytes())
 }

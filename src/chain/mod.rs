@@ -12,5 +12,6 @@ mod follower_tests;
 pub mod names;
 pub mod regtest;
 pub mod rpc;
+pub mod source;
 pub mod tx;
 pub mod verify;

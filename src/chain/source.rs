@@ -1,0 +1,157 @@
+//! The chain as a `WhitelistSource`: the follower runs on its own thread
+//! (Electrum clients block), against a list of servers. Their tips are
+//! cross-checked each round and the follower uses one at the best tip; a
+//! server that fails is rotated out for the round, one caught lying is
+//! dropped for good. Announcements are diffed against what the node has, so
+//! a reorg below the confirmation depth reaches it as a rollback.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use bitcoin::Network;
+use tokio::sync::mpsc;
+
+use super::backend::{BackendError, ChainBackend};
+use super::follower::Follower;
+use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate};
+use crate::zonefile::Hash160;
+
+/// Lets whoever mines (devnet, tests) wake the follower at once.
+#[derive(Default)]
+pub struct Wake {
+    generation: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.generation.lock().expect("wake lock") += 1;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.generation.lock().expect("wake lock");
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |g| *g == seen)
+            .expect("wake lock");
+        *g
+    }
+}
+
+pub struct ChainSource {
+    pub backends: Vec<Box<dyn ChainBackend>>,
+    pub follower: Follower,
+    pub network: Network,
+    pub poll: Duration,
+    pub wake: Arc<Wake>,
+}
+
+fn common_prefix(a: &[Hash160], b: &[Hash160]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl ChainSource {
+    /// One round against the best server; returns the status for `/v1/status`.
+    fn round(&mut self, current: &mut usize) -> Result<ChainStatus, String> {
+        if self.backends.is_empty() {
+            return Err("no chain servers left".into());
+        }
+        let tips: Vec<Option<u64>> = self
+            .backends
+            .iter_mut()
+            .map(|b| b.tip_height().ok())
+            .collect();
+        let best = tips
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .ok_or("no chain server answers")?;
+        *current = (*current).min(self.backends.len() - 1);
+        if tips[*current].is_none_or(|t| t + 1 < best) {
+            *current = tips
+                .iter()
+                .position(|t| *t == Some(best))
+                .expect("best is some tip");
+        }
+        let backend = &mut self.backends[*current];
+        match self.follower.poll(backend.as_mut()) {
+            Ok(s) => Ok(ChainStatus {
+                network: self.network.to_string(),
+                backend: backend.name(),
+                height: s.tip,
+                tip: self
+                    .follower
+                    .tip_hash()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+                confirmed_height: s.confirmed,
+                consensus_hash: hex::encode(s.consensus_hash),
+            }),
+            Err(e @ (BackendError::Lied { .. } | BackendError::WrongTx { .. })) => {
+                tracing::warn!("dropping chain server: {e}");
+                self.backends.remove(*current);
+                *current = 0;
+                Err(e.to_string())
+            }
+            Err(e) => {
+                *current = (*current + 1) % self.backends.len();
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn run(mut self, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+        let mut sent = known;
+        let mut current = 0;
+        let mut generation = 0;
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            match self.round(&mut current) {
+                Ok(status) => {
+                    let now: Vec<Hash160> = self
+                        .follower
+                        .announcements()
+                        .iter()
+                        .map(|a| a.zonefile_hash)
+                        .collect();
+                    let keep = common_prefix(&sent, &now);
+                    // The chain status goes first, so a node whose whitelist
+                    // changed already shows the chain that changed it.
+                    let mut updates = vec![WhitelistUpdate::Chain(status)];
+                    if keep < sent.len() {
+                        updates.push(WhitelistUpdate::RolledBack {
+                            to_index: keep as u64,
+                        });
+                    }
+                    if now.len() > keep {
+                        updates.push(WhitelistUpdate::Grew {
+                            from_index: keep as u64,
+                            hashes: now[keep..].to_vec(),
+                        });
+                    }
+                    sent = now;
+                    for u in updates {
+                        if tx.blocking_send(u).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("chain follower: {e}"),
+            }
+            generation = self.wake.wait(generation, self.poll);
+        }
+    }
+}
+
+impl WhitelistSource for ChainSource {
+    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+        std::thread::Builder::new()
+            .name("chain-follower".into())
+            .spawn(move || self.run(known, tx))
+            .expect("spawning the chain follower thread");
+    }
+}
