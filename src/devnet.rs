@@ -1,5 +1,8 @@
-//! A local network in one process: N nodes on 127.0.0.1 sharing an in-memory
-//! whitelist, each with its own API. The zero-setup way to see Atlas work.
+//! A local network in one process: N nodes on 127.0.0.1, each with its own
+//! API, all following one embedded regtest chain. Announcing a hash mines a
+//! real, signed NAME_IMPORT carrying it, plus confirming blocks; each node's
+//! chain follower finds, verifies and confirms it like any other BNS
+//! operation. The zero-setup way to see Atlas work.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +13,94 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState};
 use crate::atlas::CoreConfig;
 use crate::net::{self, Node, NodeConfig, NodeError};
-use crate::whitelist::MemoryWhitelist;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitcoin::Network;
+
+use crate::chain::backend::RegtestBackend;
+use crate::chain::follower::Follower;
+use crate::chain::regtest::RegtestChain;
+use crate::chain::source::{ChainSource, Wake};
+use crate::whitelist::Announcer;
+use crate::zonefile::Hash160;
+
+/// Confirmations the devnet's followers wait for (the devnet mines them at once).
+pub const DEVNET_CONFIRMATIONS: u64 = 3;
+
+/// The devnet's chain: one regtest chain shared by every node's follower.
+#[derive(Clone)]
+pub struct DevnetChain {
+    pub chain: Arc<Mutex<RegtestChain>>,
+    pub wake: Arc<Wake>,
+    announced: Arc<AtomicU64>,
+}
+
+impl Default for DevnetChain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DevnetChain {
+    /// A fresh chain with mature coins and the namespace `id` revealed for imports.
+    pub fn new() -> Self {
+        let mut chain = RegtestChain::new();
+        chain.setup_import_namespace("id");
+        DevnetChain {
+            chain: Arc::new(Mutex::new(chain)),
+            wake: Arc::new(Wake::default()),
+            announced: Arc::default(),
+        }
+    }
+
+    /// Mines one NAME_IMPORT per hash (names `n<index>.id`) and the blocks
+    /// that confirm them; returns the whitelist length they bring.
+    pub fn announce(&self, hashes: &[Hash160]) -> u64 {
+        let first = self
+            .announced
+            .fetch_add(hashes.len() as u64, Ordering::SeqCst);
+        {
+            let mut c = self.chain.lock().expect("chain lock");
+            let txs = hashes
+                .iter()
+                .enumerate()
+                .map(|(i, h)| c.name_import(&format!("n{}.id", first + i as u64), *h))
+                .collect();
+            c.mine(txs);
+            c.mine_empty(DEVNET_CONFIRMATIONS as usize - 1);
+        }
+        self.wake.notify();
+        first + hashes.len() as u64
+    }
+
+    /// A follower of this chain, as a node's whitelist source.
+    pub fn source(&self) -> ChainSource {
+        let genesis = self
+            .chain
+            .lock()
+            .expect("chain lock")
+            .block(0)
+            .expect("genesis")
+            .header;
+        ChainSource {
+            backends: vec![Box::new(RegtestBackend {
+                chain: self.chain.clone(),
+            })],
+            follower: Follower::new(Network::Regtest, genesis, 1, DEVNET_CONFIRMATIONS, []),
+            network: Network::Regtest,
+            poll: Duration::from_secs(5),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+impl Announcer for DevnetChain {
+    fn announce(&self, hashes: &[Hash160]) -> u64 {
+        DevnetChain::announce(self, hashes)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct DevnetConfig {
@@ -55,7 +145,7 @@ impl DevnetNode {
 
 pub struct Devnet {
     pub nodes: Vec<DevnetNode>,
-    pub whitelist: MemoryWhitelist,
+    pub whitelist: DevnetChain,
     cfg: DevnetConfig,
     seed: Option<(libp2p::PeerId, Multiaddr)>,
 }
@@ -72,7 +162,7 @@ impl Devnet {
     pub async fn start(cfg: DevnetConfig) -> Result<Devnet, DevnetError> {
         let mut devnet = Devnet {
             nodes: Vec::new(),
-            whitelist: MemoryWhitelist::new(),
+            whitelist: DevnetChain::new(),
             cfg: cfg.clone(),
             seed: None,
         };
@@ -113,7 +203,7 @@ impl Devnet {
         if index != 0 {
             cfg.seeds = self.seed.iter().cloned().collect();
         }
-        let node = net::spawn(cfg, Box::new(self.whitelist.clone()))
+        let node = net::spawn(cfg, Box::new(self.whitelist.source()))
             .await
             .map_err(node_err)?;
         let status = node
@@ -134,7 +224,7 @@ impl Devnet {
         let api_addr: SocketAddr = ([127, 0, 0, 1], port(self.cfg.base_port, index)?).into();
         let state = ApiState {
             node: node.handle.clone(),
-            devnet: Some(self.whitelist.clone()),
+            devnet: Some(Arc::new(self.whitelist.clone())),
         };
         let (api_addr, api_task) =
             api::serve(api_addr, state)

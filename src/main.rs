@@ -33,7 +33,7 @@ enum Cmd {
         #[arg(long, value_enum)]
         role: Option<Role>,
     },
-    /// Run N nodes on 127.0.0.1 in this process, sharing an in-memory whitelist.
+    /// Run N nodes on 127.0.0.1 in this process, following an embedded regtest chain.
     Devnet {
         #[arg(long, default_value_t = 5)]
         nodes: usize,
@@ -42,6 +42,10 @@ enum Cmd {
         base_port: u16,
         #[arg(long, default_value = "./devnet-data")]
         data_dir: PathBuf,
+        /// Also serve the devnet's chain over bitcoind's JSON-RPC on this port
+        /// (basic auth atlas:atlas), so an ElectrumX can index it.
+        #[arg(long)]
+        bitcoind_rpc_port: Option<u16>,
     },
     /// Print a node's status.
     Status {
@@ -93,9 +97,10 @@ async fn main() -> anyhow::Result<()> {
             nodes,
             base_port,
             data_dir,
+            bitcoind_rpc_port,
         } => {
             init_logging();
-            run_devnet(nodes, base_port, data_dir).await
+            run_devnet(nodes, base_port, data_dir, bitcoind_rpc_port).await
         }
         Cmd::Status { api } => {
             let r = client::get(&format!("{}/v1/status", api.trim_end_matches('/'))).await?;
@@ -186,7 +191,12 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
     Ok(())
 }
 
-async fn run_devnet(nodes: usize, base_port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
+async fn run_devnet(
+    nodes: usize,
+    base_port: u16,
+    data_dir: PathBuf,
+    rpc_port: Option<u16>,
+) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -204,6 +214,21 @@ async fn run_devnet(nodes: usize, base_port: u16, data_dir: PathBuf) -> anyhow::
             n.node.handle.peer_id
         );
     }
+    let _rpc = match rpc_port {
+        Some(port) => {
+            let (addr, task) = atlas::chain::rpc::serve(
+                ([127, 0, 0, 1], port).into(),
+                devnet.whitelist.chain.clone(),
+                "atlas",
+                "atlas",
+            )
+            .await
+            .with_context(|| format!("--bitcoind-rpc-port {port}"))?;
+            println!("bitcoind rpc http://atlas:atlas@{addr}/");
+            Some(task)
+        }
+        None => None,
+    };
     println!("devnet ready");
     tokio::signal::ctrl_c().await?;
     tracing::info!("shutting down");

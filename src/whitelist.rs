@@ -40,6 +40,19 @@ pub trait WhitelistSource: Send + 'static {
     fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>);
 }
 
+/// Something that can put hashes on the whitelist: the devnet's chain (it
+/// mines BNS transactions) or an in-memory list. Behind `POST /v1/devnet/announce`.
+pub trait Announcer: Send + Sync {
+    /// Announces `hashes` and returns the whitelist length once they count.
+    fn announce(&self, hashes: &[Hash160]) -> u64;
+}
+
+impl Announcer for MemoryWhitelist {
+    fn announce(&self, hashes: &[Hash160]) -> u64 {
+        MemoryWhitelist::announce(self, hashes)
+    }
+}
+
 /// The index of the first entry where `known` and `truth` disagree.
 fn common_prefix(known: &[Hash160], truth: &[Hash160]) -> usize {
     known.iter().zip(truth).take_while(|(a, b)| a == b).count()

@@ -22,6 +22,14 @@ async fn ten_nodes_replicate_2000_zonefiles_published_at_one_node() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
+    // The announcement is mined into the devnet's chain; wait for the follower.
+    wait(
+        &net.nodes[0].node.handle,
+        "announced",
+        Duration::from_secs(120),
+        |s| s.announced == 2000,
+    )
+    .await;
     for (h, bytes) in &files {
         let r = client::post(&format!("{api0}/v1/zonefiles"), bytes)
             .await

@@ -16,14 +16,14 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::net::{NodeHandle, PutOutcome};
-use crate::whitelist::MemoryWhitelist;
+use crate::whitelist::Announcer;
 use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
 #[derive(Clone)]
 pub struct ApiState {
     pub node: NodeHandle,
     /// Present on devnet nodes: lets clients announce hashes.
-    pub devnet: Option<MemoryWhitelist>,
+    pub devnet: Option<std::sync::Arc<dyn Announcer>>,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use atlas::atlas::CoreConfig;
 use atlas::devnet::{Devnet, DevnetConfig};
 use atlas::net::{NodeHandle, NodeStatus};
-use atlas::whitelist::MemoryWhitelist;
+use atlas::whitelist::Announcer;
 use atlas::zonefile::Hash160;
 
 pub fn corpus_path() -> PathBuf {
@@ -122,7 +122,7 @@ pub fn metric(m: &HashMap<String, f64>, key: &str) -> f64 {
 }
 
 /// Announces `files` and uploads them at `at`.
-pub async fn publish(whitelist: &MemoryWhitelist, at: &NodeHandle, files: &[(Hash160, Vec<u8>)]) {
+pub async fn publish(whitelist: &dyn Announcer, at: &NodeHandle, files: &[(Hash160, Vec<u8>)]) {
     whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
     for (_, bytes) in files {
         at.put_zonefile(bytes.clone().into()).await.unwrap();
