@@ -102,3 +102,94 @@ async fn electrumx_indexes_our_chain_and_its_answers_verify() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_following_electrumx_replicate_an_announced_zonefile() {
+    use atlas::chain::follower::Follower;
+    use atlas::chain::source::{ChainSource, Wake};
+    use atlas::net::{self, NodeConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let zonefile = b"$ORIGIN carol.id\n$TTL 3600\n_http._tcp\tIN\tURI\t10\t1\t\"https://example.com/carol.json\"".to_vec();
+    let hash = Hash160::of(&zonefile);
+    let mut chain = RegtestChain::new();
+    chain.setup_import_namespace("id");
+    let tx = chain.name_import("carol.id", hash);
+    chain.mine(vec![tx]);
+    chain.mine_empty(2);
+    let genesis = chain.block(0).unwrap().header;
+    let chain = Arc::new(Mutex::new(chain));
+    let (addr, _rpc) = rpc::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        chain.clone(),
+        "atlas",
+        "atlas",
+    )
+    .await
+    .unwrap();
+    let db = dir.path().join("electrumx");
+    let daemon_url = format!("http://atlas:atlas@{addr}/");
+    let ex = tokio::task::spawn_blocking(move || ElectrumX::start(&daemon_url, &db))
+        .await
+        .unwrap();
+
+    let mut nodes: Vec<atlas::net::Node> = Vec::new();
+    for i in 0..3 {
+        let mut cfg = NodeConfig::new(dir.path().join(format!("node-{i}")));
+        if let Some(first) = nodes.first() {
+            let s = first
+                .handle
+                .wait_for(|s| !s.listen_addrs.is_empty())
+                .await
+                .unwrap();
+            cfg.seeds = vec![(first.handle.peer_id, s.listen_addrs[0].parse().unwrap())];
+        }
+        let source = ChainSource {
+            backends: vec![Box::new(ElectrumBackend::new(
+                &ex.url,
+                Duration::from_secs(20),
+            ))],
+            follower: Follower::new(Network::Regtest, genesis, 1, 3, []),
+            network: Network::Regtest,
+            poll: Duration::from_millis(500),
+            wake: Arc::new(Wake::default()),
+        };
+        nodes.push(net::spawn(cfg, Box::new(source)).await.unwrap());
+    }
+    for n in &nodes {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            n.handle.wait_for(|s| s.announced == 1),
+        )
+        .await
+        .expect("each node learns the announcement through ElectrumX")
+        .unwrap();
+    }
+    nodes[0]
+        .handle
+        .put_zonefile(zonefile.clone().into())
+        .await
+        .unwrap();
+    for n in &nodes[1..] {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            n.handle.wait_for(|s| s.present == 1),
+        )
+        .await
+        .expect("the zone file replicates")
+        .unwrap();
+        assert_eq!(
+            n.handle
+                .store
+                .get_zonefile(&hash)
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            zonefile.as_slice()
+        );
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+    tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
+}
