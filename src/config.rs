@@ -52,6 +52,47 @@ pub struct Config {
     pub atlas: CoreConfig,
     pub store: StoreConfig,
     pub whitelist: WhitelistConfig,
+    pub chain: ChainConfig,
+}
+
+/// Following Bitcoin through Electrum servers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// `tcp://host:port` or `ssl://host:port`; empty = no chain follower.
+    pub electrum: Vec<String>,
+    /// mainnet, testnet, signet or regtest.
+    pub network: String,
+    pub confirmations: u64,
+    /// First block to read; default: 373601 on mainnet (the first BNS block), 1 elsewhere.
+    pub start_height: Option<u64>,
+    /// Namespace addresses to watch besides the burn address.
+    pub namespaces: Vec<String>,
+    pub poll_secs: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            electrum: Vec::new(),
+            network: "mainnet".into(),
+            confirmations: 10,
+            start_height: None,
+            namespaces: Vec::new(),
+            poll_secs: 30,
+        }
+    }
+}
+
+/// The checked chain settings.
+#[derive(Clone, Debug)]
+pub struct ValidatedChain {
+    pub electrum: Vec<String>,
+    pub network: bitcoin::Network,
+    pub confirmations: u64,
+    pub start_height: u64,
+    pub watch: Vec<bitcoin::ScriptBuf>,
+    pub poll: std::time::Duration,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -97,6 +138,7 @@ impl Default for Config {
             atlas: CoreConfig::default(),
             store: StoreConfig::default(),
             whitelist: WhitelistConfig::default(),
+            chain: ChainConfig::default(),
         }
     }
 }
@@ -137,6 +179,7 @@ impl Default for StoreConfig {
 pub struct Validated {
     pub api_listen: SocketAddr,
     pub whitelist_file: Option<PathBuf>,
+    pub chain: Option<ValidatedChain>,
     pub node: NodeConfig,
 }
 
@@ -171,6 +214,82 @@ pub fn parse_seed(s: &str) -> Result<(Option<PeerId>, Multiaddr), String> {
 }
 
 impl Config {
+    fn validate_chain(&self) -> Result<Option<ValidatedChain>, ConfigError> {
+        let c = &self.chain;
+        if c.electrum.is_empty() {
+            return Ok(None);
+        }
+        for (i, url) in c.electrum.iter().enumerate() {
+            let ok = ["tcp://", "ssl://"].iter().any(|p| {
+                url.strip_prefix(p).is_some_and(|rest| {
+                    rest.rsplit_once(':')
+                        .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok())
+                })
+            });
+            if !ok {
+                return Err(invalid(
+                    format!("chain.electrum[{i}]"),
+                    format!("`{url}` must be tcp://host:port or ssl://host:port"),
+                ));
+            }
+        }
+        let network = match c.network.as_str() {
+            "mainnet" | "bitcoin" => bitcoin::Network::Bitcoin,
+            "testnet" => bitcoin::Network::Testnet,
+            "signet" => bitcoin::Network::Signet,
+            "regtest" => bitcoin::Network::Regtest,
+            other => {
+                return Err(invalid(
+                    "chain.network",
+                    format!("`{other}` is not mainnet, testnet, signet or regtest"),
+                ));
+            }
+        };
+        if !(1..=1000).contains(&c.confirmations) {
+            return Err(invalid(
+                "chain.confirmations",
+                "must be between 1 and 1000 (10 is typical)",
+            ));
+        }
+        let default_start = if network == bitcoin::Network::Bitcoin {
+            373_601
+        } else {
+            1
+        };
+        let start_height = c.start_height.unwrap_or(default_start);
+        if start_height == 0 {
+            return Err(invalid("chain.start_height", "must be at least 1"));
+        }
+        let watch = c
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+                    .ok()
+                    .and_then(|a| a.require_network(network).ok())
+                    .map(|a| a.script_pubkey())
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("chain.namespaces[{i}]"),
+                            format!("`{a}` is not a {network} address"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        if c.poll_secs == 0 {
+            return Err(invalid("chain.poll_secs", "must be at least 1"));
+        }
+        Ok(Some(ValidatedChain {
+            electrum: c.electrum.clone(),
+            network,
+            confirmations: c.confirmations,
+            start_height,
+            watch,
+            poll: std::time::Duration::from_secs(c.poll_secs),
+        }))
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -248,9 +367,17 @@ impl Config {
         if self.store.pending_capacity == 0 {
             return Err(invalid("store.pending_capacity", "must be at least 1"));
         }
+        let chain = self.validate_chain()?;
+        if chain.is_some() && self.whitelist.file.is_some() {
+            return Err(invalid(
+                "whitelist.file",
+                "choose one whitelist source: [chain] electrum or [whitelist] file",
+            ));
+        }
         Ok(Validated {
             api_listen,
             whitelist_file: self.whitelist.file.clone(),
+            chain,
             node: NodeConfig {
                 data_dir: self.data_dir.clone(),
                 listen,
@@ -310,6 +437,20 @@ mod tests {
         assert!(e.contains("p2p.listen[0]"), "{e}");
         let e = parse("[p2p]\nneighbours = 3\n").unwrap_err();
         assert!(e.contains("neighbours"), "unknown keys are refused: {e}");
+        let e = parse("[chain]\nelectrum = [\"electrum.example:50001\"]\n").unwrap_err();
+        assert!(e.contains("chain.electrum[0]"), "{e}");
+        let e = parse("[chain]\nelectrum = [\"tcp://e.example:50001\"]\nnetwork = \"moon\"\n")
+            .unwrap_err();
+        assert!(e.contains("chain.network"), "{e}");
+        let v =
+            parse("[chain]\nelectrum = [\"ssl://e.example:50002\", \"tcp://f.example:50001\"]\n")
+                .unwrap();
+        let c = v.chain.unwrap();
+        assert_eq!(
+            (c.start_height, c.confirmations),
+            (373_601, 10),
+            "mainnet defaults"
+        );
         let e = parse("[atlas]\nbatch_max_hashes = 0\n").unwrap_err();
         assert!(e.contains("batch_max_hashes"), "{e}");
     }

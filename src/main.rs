@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 use atlas::api::{self, ApiState, client};
 use atlas::atlas::CoreConfig;
+use atlas::chain::follower::Follower;
+use atlas::chain::source::ChainSource;
 use atlas::config::{Config, Role};
 use atlas::devnet::{Devnet, DevnetConfig};
 use atlas::net;
@@ -156,8 +158,9 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
         cfg.apply_role(r);
     }
     let v = cfg.validate()?;
-    let whitelist: Box<dyn WhitelistSource> = match &v.whitelist_file {
-        Some(path) => {
+    let whitelist: Box<dyn WhitelistSource> = match (&v.chain, &v.whitelist_file) {
+        (Some(chain), _) => Box::new(chain_source(chain).await?),
+        (None, Some(path)) => {
             let source = FileWhitelist {
                 path: path.clone(),
                 poll: std::time::Duration::from_secs(5),
@@ -165,9 +168,9 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
             source.read().context("whitelist.file")?;
             Box::new(source)
         }
-        None => {
+        (None, None) => {
             tracing::warn!(
-                "no whitelist source configured ([whitelist] file): this node can relay peers but will store no zone files"
+                "no whitelist source configured ([chain] electrum or [whitelist] file): this node can relay peers but will store no zone files"
             );
             Box::new(MemoryWhitelist::new())
         }
@@ -189,6 +192,49 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
     api_task.abort();
     node.shutdown().await;
     Ok(())
+}
+
+/// Builds the chain follower: the header before `start_height` is taken from
+/// the servers (all that answer must agree) as the trusted starting point.
+async fn chain_source(c: &atlas::config::ValidatedChain) -> anyhow::Result<ChainSource> {
+    use atlas::chain::backend::ChainBackend;
+    use atlas::chain::electrum::ElectrumBackend;
+    let c = c.clone();
+    tokio::task::spawn_blocking(move || {
+        let timeout = std::time::Duration::from_secs(20);
+        let mut backends: Vec<Box<dyn ChainBackend>> = Vec::new();
+        let mut checkpoint: Option<bitcoin::block::Header> = None;
+        for url in &c.electrum {
+            let mut b = ElectrumBackend::new(url, timeout);
+            match b.headers(c.start_height - 1, 1) {
+                Ok(h) if !h.is_empty() => {
+                    if let Some(cp) = checkpoint
+                        && cp.block_hash() != h[0].block_hash()
+                    {
+                        bail!(
+                            "Electrum servers disagree on block {}: check chain.electrum and chain.network",
+                            c.start_height - 1
+                        );
+                    }
+                    checkpoint = Some(h[0]);
+                }
+                Ok(_) => tracing::warn!("{url} has no block {}", c.start_height - 1),
+                Err(e) => tracing::warn!("{e}"),
+            }
+            backends.push(Box::new(b));
+        }
+        let checkpoint = checkpoint.with_context(|| {
+            format!("no Electrum server in chain.electrum answered for block {}", c.start_height - 1)
+        })?;
+        Ok(ChainSource {
+            backends,
+            follower: Follower::new(c.network, checkpoint, c.start_height, c.confirmations, c.watch.clone()),
+            network: c.network,
+            poll: c.poll,
+            wake: Default::default(),
+        })
+    })
+    .await?
 }
 
 async fn run_devnet(

@@ -193,3 +193,83 @@ async fn three_nodes_following_electrumx_replicate_an_announced_zonefile() {
     }
     tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atlas_node_binary_follows_electrumx_from_its_config() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = RegtestChain::new();
+    chain.setup_import_namespace("id");
+    let hashes: Vec<Hash160> = (0..3)
+        .map(|i| Hash160::of(format!("$ORIGIN d{i}.id\n").as_bytes()))
+        .collect();
+    let txs = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| chain.name_import(&format!("d{i}.id"), *h))
+        .collect();
+    chain.mine(txs);
+    chain.mine_empty(3);
+    let chain = Arc::new(Mutex::new(chain));
+    let (addr, _rpc) = rpc::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        chain.clone(),
+        "atlas",
+        "atlas",
+    )
+    .await
+    .unwrap();
+    let db = dir.path().join("electrumx");
+    let daemon_url = format!("http://atlas:atlas@{addr}/");
+    let ex = tokio::task::spawn_blocking(move || ElectrumX::start(&daemon_url, &db))
+        .await
+        .unwrap();
+
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[chain]\nelectrum = [\"tcp://127.0.0.1:1\", \"{}\"]\nnetwork = \"regtest\"\nconfirmations = 3\npoll_secs = 1\n",
+            dir.path().join("node").display().to_string(),
+            ex.url
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["node", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The binary is an external process: its status endpoint is what we can watch.
+    let api = format!("http://127.0.0.1:{api_port}/v1/status");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(r) = atlas::api::client::get(&api).await
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.body)
+            && v["announced"] == 3
+        {
+            break v;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the node did not learn 3 announcements from ElectrumX");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["chain"]["network"], "regtest");
+    assert_eq!(
+        status["chain"]["backend"],
+        ex.url.as_str(),
+        "the dead first server was failed over"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
+}
