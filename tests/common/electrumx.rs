@@ -36,8 +36,11 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
-/// The venv's python, with ElectrumX installed.
+/// The venv's python, with ElectrumX installed. Tests run in parallel: one
+/// provisions while the others wait.
 pub fn provision() -> PathBuf {
+    static PROVISIONING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = venv_dir();
     let python = venv.join("bin/python");
     let ready = venv.join(".installed");
