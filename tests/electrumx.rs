@@ -43,6 +43,23 @@ fn wait_tip(backend: &mut ElectrumBackend, height: u64) {
     }
 }
 
+/// Serves `chain` over our bitcoind RPC and starts an ElectrumX that has indexed it.
+async fn serve_through_electrumx(
+    chain: RegtestChain,
+    dir: &std::path::Path,
+) -> (ElectrumX, tokio::task::JoinHandle<()>) {
+    let chain = Arc::new(Mutex::new(chain));
+    let (addr, rpc) = rpc::serve("127.0.0.1:0".parse().unwrap(), chain, "atlas", "atlas")
+        .await
+        .unwrap();
+    let db = dir.join("electrumx");
+    let daemon_url = format!("http://atlas:atlas@{addr}/");
+    let ex = tokio::task::spawn_blocking(move || ElectrumX::start(&daemon_url, &db))
+        .await
+        .unwrap();
+    (ex, rpc)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn electrumx_indexes_our_chain_and_its_answers_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,20 +135,7 @@ async fn three_nodes_following_electrumx_replicate_an_announced_zonefile() {
     chain.mine(vec![tx]);
     chain.mine_empty(2);
     let genesis = chain.block(0).unwrap().header;
-    let chain = Arc::new(Mutex::new(chain));
-    let (addr, _rpc) = rpc::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        chain.clone(),
-        "atlas",
-        "atlas",
-    )
-    .await
-    .unwrap();
-    let db = dir.path().join("electrumx");
-    let daemon_url = format!("http://atlas:atlas@{addr}/");
-    let ex = tokio::task::spawn_blocking(move || ElectrumX::start(&daemon_url, &db))
-        .await
-        .unwrap();
+    let (ex, _rpc) = serve_through_electrumx(chain, dir.path()).await;
 
     let mut nodes: Vec<atlas::net::Node> = Vec::new();
     for i in 0..3 {
@@ -210,20 +214,7 @@ async fn atlas_node_binary_follows_electrumx_from_its_config() {
         .collect();
     chain.mine(txs);
     chain.mine_empty(3);
-    let chain = Arc::new(Mutex::new(chain));
-    let (addr, _rpc) = rpc::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        chain.clone(),
-        "atlas",
-        "atlas",
-    )
-    .await
-    .unwrap();
-    let db = dir.path().join("electrumx");
-    let daemon_url = format!("http://atlas:atlas@{addr}/");
-    let ex = tokio::task::spawn_blocking(move || ElectrumX::start(&daemon_url, &db))
-        .await
-        .unwrap();
+    let (ex, _rpc) = serve_through_electrumx(chain, dir.path()).await;
 
     let api_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
