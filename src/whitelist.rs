@@ -54,7 +54,7 @@ impl Announcer for MemoryWhitelist {
 }
 
 /// The index of the first entry where `known` and `truth` disagree.
-fn common_prefix(known: &[Hash160], truth: &[Hash160]) -> usize {
+pub(crate) fn common_prefix(known: &[Hash160], truth: &[Hash160]) -> usize {
     known.iter().zip(truth).take_while(|(a, b)| a == b).count()
 }
 

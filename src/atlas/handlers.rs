@@ -2,17 +2,11 @@
 
 use libp2p::PeerId;
 
-use super::messages::{ChainView, Request, Response};
+use super::messages::{Request, Response};
 use super::time::Instant;
 use super::{Action, Core, InboundId, Outstanding, Penalty, Pending, RequestId};
 
 impl Core {
-    fn note_view(&mut self, peer: PeerId, view: ChainView) {
-        if let Some(n) = self.neighbors.get_mut(&peer) {
-            n.view = view;
-        }
-    }
-
     pub(super) fn on_request(
         &mut self,
         now: Instant,
@@ -22,9 +16,8 @@ impl Core {
     ) {
         self.peers.seen(&peer, now);
         match request {
-            Request::PeerExchange { view, listen_addrs } => {
+            Request::PeerExchange { listen_addrs, .. } => {
                 self.peers.learn(peer, listen_addrs, now);
-                self.note_view(peer, view);
                 let peers = self.exchange_list(now);
                 self.respond(
                     peer,
@@ -35,8 +28,7 @@ impl Core {
                     },
                 );
             }
-            Request::Inventory { view } => {
-                self.note_view(peer, view);
+            Request::Inventory { .. } => {
                 self.respond(
                     peer,
                     id,
@@ -47,8 +39,7 @@ impl Core {
                 );
                 self.accept_inbound(now, peer);
             }
-            Request::InventoryDelta { view, added } => {
-                self.note_view(peer, view);
+            Request::InventoryDelta { added, .. } => {
                 self.apply_delta(peer, &added);
                 self.respond(peer, id, Response::Ack);
             }
@@ -60,8 +51,7 @@ impl Core {
                 self.actions
                     .push_back(Action::ServeZonefiles { peer, id, hashes });
             }
-            Request::Push { view, zonefiles } => {
-                self.note_view(peer, view);
+            Request::Push { zonefiles, .. } => {
                 let accepted = self.on_push(now, peer, zonefiles);
                 self.respond(peer, id, Response::PushAck { accepted });
             }
@@ -91,16 +81,14 @@ impl Core {
         }
         self.peers.record(&peer, true, now);
         match (o.what, response) {
-            (Pending::Walk, Response::Peers { view, peers }) => {
-                self.note_view(peer, view);
+            (Pending::Walk, Response::Peers { peers, .. }) => {
                 let ids = peers.iter().map(|r| r.peer).collect();
                 for r in peers {
                     self.peers.learn(r.peer, r.addrs, now);
                 }
                 self.on_walk_reply(now, peer, ids);
             }
-            (Pending::Inventory, Response::Inventory { view, inventory }) => {
-                self.note_view(peer, view);
+            (Pending::Inventory, Response::Inventory { inventory, .. }) => {
                 self.set_inventory(peer, inventory);
             }
             (Pending::Fetch(hashes), Response::Zonefiles { zonefiles, missing }) => {

@@ -323,7 +323,6 @@ struct Neighbor {
     outbound: bool,
     /// `None` until the first full inventory arrives.
     inventory: Option<RangeSet>,
-    view: ChainView,
     inflight_fetches: usize,
     next_resync: Instant,
     last_sent: Instant,

@@ -146,7 +146,6 @@ impl Core {
             Neighbor {
                 outbound,
                 inventory: None,
-                view: Default::default(),
                 inflight_fetches: 0,
                 next_resync: now + CoreConfig::ms(self.cfg.inventory_resync_ms),
                 last_sent: now,

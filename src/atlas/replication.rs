@@ -218,7 +218,6 @@ impl Core {
             }
             match self.sched.get(&h) {
                 // Others may hold it: ask them now. Nobody else: wait and retry.
-                Some(m) if m.holders > 0 && !missing.contains(&h) => self.sched.release(h),
                 Some(m) if m.holders > 0 => self.sched.release(h),
                 Some(_) => self.sched.failed(h, now),
                 None => {}
@@ -243,10 +242,7 @@ impl Core {
                 });
                 continue;
             };
-            let mut gained = RangeSet::new();
-            for i in indices {
-                gained.insert(i);
-            }
+            let gained: RangeSet = indices.into_iter().collect();
             self.apply_delta(peer, &gained);
             if self.has(&hash) || !self.storing.insert(hash) {
                 self.stats.duplicates_received += 1;
@@ -305,10 +301,7 @@ impl Core {
             targets.shuffle(&mut self.rng);
             targets.truncate(self.cfg.push_fanout);
         }
-        let mut gained = RangeSet::new();
-        for &i in &indices {
-            gained.insert(i);
-        }
+        let gained: RangeSet = indices.iter().copied().collect();
         for &peer in &targets {
             self.apply_delta(peer, &gained);
             let request = Request::Push {

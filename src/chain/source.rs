@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::backend::{BackendError, ChainBackend};
 use super::follower::Follower;
-use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate};
+use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate, common_prefix};
 use crate::zonefile::Hash160;
 
 /// Lets whoever mines (devnet, tests) wake the follower at once.
@@ -45,10 +45,6 @@ pub struct ChainSource {
     pub network: Network,
     pub poll: Duration,
     pub wake: Arc<Wake>,
-}
-
-fn common_prefix(a: &[Hash160], b: &[Hash160]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 impl ChainSource {

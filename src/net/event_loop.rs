@@ -314,7 +314,7 @@ impl EventLoop {
                 let held: Vec<Hash160> = hashes
                     .iter()
                     .filter(|h| !self.core.has(h))
-                    .filter(|h| matches!(self.store.get_zonefile(h), Ok(Some(_))))
+                    .filter(|h| matches!(self.store.has_zonefile(h), Ok(true)))
                     .copied()
                     .collect();
                 self.core.restore_present(held);

@@ -165,6 +165,12 @@ impl Store {
             .map(|v| Bytes::copy_from_slice(v.value())))
     }
 
+    pub fn has_zonefile(&self, hash: &Hash160) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ZONEFILES)?;
+        Ok(t.get(hash.0.as_slice())?.is_some())
+    }
+
     /// Reads files for a peer, stopping before `budget` bytes: the caller
     /// learns which hashes we lack (`missing`) and which were left out.
     pub fn get_zonefiles(
