@@ -49,6 +49,12 @@ enum Cmd {
         #[arg(long)]
         bitcoind_rpc_port: Option<u16>,
     },
+    /// Forget the chain follower's saved progress and rebuild the whitelist
+    /// from the chain (the node must be stopped; zone files are kept).
+    Reindex {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a node's status.
     Status {
         #[arg(long, default_value = "http://127.0.0.1:7600")]
@@ -104,6 +110,10 @@ async fn main() -> anyhow::Result<()> {
             init_logging();
             run_devnet(nodes, base_port, data_dir, bitcoind_rpc_port).await
         }
+        Cmd::Reindex { config } => {
+            init_logging();
+            reindex(config).await
+        }
         Cmd::Status { api } => {
             let r = client::get(&format!("{}/v1/status", api.trim_end_matches('/'))).await?;
             if r.status != 200 {
@@ -146,7 +156,27 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result<()> {
+async fn reindex(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let v = load_config(config, None)?;
+    let Some(chain) = &v.chain else {
+        bail!("reindex needs a [chain] section with electrum servers in the config");
+    };
+    let path = v.node.data_dir.join("atlas.redb");
+    let store = atlas::store::Store::open(&path, v.node.pending_capacity)
+        .with_context(|| format!("opening {} (is the node still running?)", path.display()))?;
+    let source = chain_source(chain).await?;
+    let attempts = 3 * chain.electrum.len();
+    let (count, height) = tokio::task::spawn_blocking(move || source.reindex(&store, attempts))
+        .await?
+        .map_err(|e| anyhow::anyhow!("reindex failed: {e}"))?;
+    println!("reindexed: {count} announcements, confirmed to block {height}");
+    Ok(())
+}
+
+fn load_config(
+    config: Option<PathBuf>,
+    role: Option<Role>,
+) -> anyhow::Result<atlas::config::Validated> {
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -157,7 +187,11 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
         let r = cfg.role;
         cfg.apply_role(r);
     }
-    let v = cfg.validate()?;
+    Ok(cfg.validate()?)
+}
+
+async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result<()> {
+    let v = load_config(config, role)?;
     let whitelist: Box<dyn WhitelistSource> = match (&v.chain, &v.whitelist_file) {
         (Some(chain), _) => Box::new(chain_source(chain).await?),
         (None, Some(path)) => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use crate::store::Store;
 use crate::zonefile::Hash160;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -37,7 +38,12 @@ pub enum WhitelistUpdate {
 pub trait WhitelistSource: Send + 'static {
     /// Starts streaming updates. `known` is the whitelist the node already
     /// has on disk; the source first rolls back whatever of it disagrees.
-    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>);
+    fn start(
+        self: Box<Self>,
+        store: Arc<Store>,
+        known: Vec<Hash160>,
+        tx: mpsc::Sender<WhitelistUpdate>,
+    );
 }
 
 /// Something that can put hashes on the whitelist: the devnet's chain (it
@@ -115,7 +121,12 @@ fn status(backend: &str, len: u64) -> ChainStatus {
 }
 
 impl WhitelistSource for MemoryWhitelist {
-    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+    fn start(
+        self: Box<Self>,
+        _store: Arc<Store>,
+        known: Vec<Hash160>,
+        tx: mpsc::Sender<WhitelistUpdate>,
+    ) {
         let mut rx = self.version.subscribe();
         tokio::spawn(async move {
             let truth = self.snapshot();
@@ -200,7 +211,12 @@ impl FileWhitelist {
 }
 
 impl WhitelistSource for FileWhitelist {
-    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+    fn start(
+        self: Box<Self>,
+        _store: Arc<Store>,
+        known: Vec<Hash160>,
+        tx: mpsc::Sender<WhitelistUpdate>,
+    ) {
         tokio::spawn(async move {
             let mut have = known;
             loop {

@@ -121,20 +121,45 @@ async fn electrumx_indexes_our_chain_and_its_answers_verify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_following_electrumx_replicate_an_announced_zonefile() {
+async fn names_registered_and_updated_through_electrumx_replicate_on_three_nodes() {
     use atlas::chain::follower::Follower;
     use atlas::chain::source::{ChainSource, Wake};
     use atlas::net::{self, NodeConfig};
 
+    use atlas::chain::backend::RegtestBackend;
+
     let dir = tempfile::tempdir().unwrap();
+    let first = b"$ORIGIN carol.id\n$TTL 3600\n".to_vec();
     let zonefile = b"$ORIGIN carol.id\n$TTL 3600\n_http._tcp\tIN\tURI\t10\t1\t\"https://example.com/carol.json\"".to_vec();
     let hash = Hash160::of(&zonefile);
+    // A ready namespace, a name preordered and registered, then updated.
     let mut chain = RegtestChain::new();
-    chain.setup_import_namespace("id");
-    let tx = chain.name_import("carol.id", hash);
+    chain.mine_empty(COINBASE_MATURITY + 1);
+    for op in [
+        RegtestChain::namespace_preorder,
+        RegtestChain::namespace_reveal,
+        RegtestChain::namespace_ready,
+    ] {
+        let tx = op(&mut chain, "id");
+        chain.mine(vec![tx]);
+    }
+    let tx = chain.name_preorder("carol.id");
+    chain.mine(vec![tx]);
+    let tx = chain.name_register("carol.id", Hash160::of(&first));
+    chain.mine(vec![tx]);
+    let genesis = chain.block(0).unwrap().header;
+    // The update names carol.id through a consensus hash, computed by the
+    // same rules the nodes will apply.
+    let mut local = Follower::new(Network::Regtest, genesis, 1, 1, []);
+    local
+        .poll(&mut RegtestBackend {
+            chain: Arc::new(Mutex::new(chain.clone())),
+        })
+        .unwrap();
+    let consensus = local.state.consensus_hash(chain.height() as u64);
+    let tx = chain.name_update("carol.id", consensus, hash);
     chain.mine(vec![tx]);
     chain.mine_empty(2);
-    let genesis = chain.block(0).unwrap().header;
     let (ex, _rpc) = serve_through_electrumx(chain, dir.path()).await;
 
     let mut nodes: Vec<atlas::net::Node> = Vec::new();
@@ -163,11 +188,16 @@ async fn three_nodes_following_electrumx_replicate_an_announced_zonefile() {
     for n in &nodes {
         tokio::time::timeout(
             Duration::from_secs(60),
-            n.handle.wait_for(|s| s.announced == 1),
+            n.handle.wait_for(|s| s.announced == 2),
         )
         .await
-        .expect("each node learns the announcement through ElectrumX")
+        .expect("each node learns registration and update through ElectrumX")
         .unwrap();
+        assert_eq!(
+            n.handle.store.announcements().unwrap(),
+            vec![Hash160::of(&first), hash],
+            "in chain order"
+        );
     }
     nodes[0]
         .handle
@@ -262,5 +292,23 @@ async fn atlas_node_binary_follows_electrumx_from_its_config() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+
+    // Killed mid-run; `atlas reindex` forgets the saved progress and
+    // rebuilds the whitelist from the chain.
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["reindex", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "reindex failed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "reindexed: 3 announcements, confirmed to block {}",
+            status["chain"]["confirmed_height"]
+        )
+    );
+    let store = atlas::store::Store::open(&dir.path().join("node/atlas.redb"), 1).unwrap();
+    assert_eq!(store.announcements().unwrap(), hashes);
     tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
 }

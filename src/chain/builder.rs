@@ -69,6 +69,33 @@ impl RegtestChain {
         self.op(p, vec![m])
     }
 
+    /// A renewal: a registration-coded transaction with a burn output (four
+    /// outputs in all), optionally carrying a new zone-file hash.
+    pub fn name_renew(&mut self, name: &str, zonefile: Hash160) -> Transaction {
+        let mut p = b"id:".to_vec();
+        let mut padded = name.as_bytes().to_vec();
+        padded.resize(37, 0);
+        p.extend_from_slice(&padded);
+        p.extend_from_slice(&zonefile.0);
+        let m = self.miner_script();
+        self.op(p, vec![m, burn_script()])
+    }
+
+    /// Gives `name` to `to`; `keep_data` keeps its zone-file hash.
+    pub fn name_transfer(
+        &mut self,
+        name: &str,
+        keep_data: bool,
+        consensus: [u8; 16],
+        to: ScriptBuf,
+    ) -> Transaction {
+        let mut p = b"id>".to_vec();
+        p.push(if keep_data { b'>' } else { b'~' });
+        p.extend_from_slice(&hash128(name.as_bytes()));
+        p.extend_from_slice(&consensus);
+        self.op(p, vec![to])
+    }
+
     pub fn name_import(&mut self, name: &str, zonefile: Hash160) -> Transaction {
         let carrier = ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_raw_hash(
             bitcoin::hashes::hash160::Hash::from_byte_array(zonefile.0),

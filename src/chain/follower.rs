@@ -4,15 +4,18 @@
 //! rules in chain order up to the confirmation depth, and yields the ordered
 //! announcements. A reorg below the confirmed height rolls them back.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bitcoin::block::Header;
-use bitcoin::{Network, ScriptBuf, Txid};
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::hashes::Hash;
+use bitcoin::{Network, ScriptBuf, Transaction, Txid};
 
 use super::backend::{BackendError, ChainBackend, VerifiedChain};
 use super::names::{Announcement, NameState, PlacedOp};
 use super::tx::extract;
 use super::verify::VerifyError;
+use crate::store::{ChainDelta, SavedChain};
 
 /// The p2pkh script of hash160 0x00…00 (`1111111111111111111114oLvT2`),
 /// where preorders burn their fees.
@@ -35,10 +38,26 @@ pub struct Follower {
     start_height: u64,
     verified: VerifiedChain,
     watched: BTreeSet<ScriptBuf>,
-    seen: HashSet<Txid>,
+    /// Every transaction already examined, with its height.
+    seen: HashMap<Txid, u64>,
     ops: BTreeMap<(u64, usize), PlacedOp>,
-    /// The name state of the last poll (for consensus hashes and tests).
+    /// The name state up to `applied_to` (for consensus hashes and tests).
     pub state: NameState,
+    /// The last block `state` has applied; `start_height - 1` before any.
+    applied_to: u64,
+    /// The lowest height whose operations changed since `state` was built.
+    dirty_from: Option<u64>,
+    unsaved: Unsaved,
+}
+
+/// What changed since the last `take_delta`.
+#[derive(Default)]
+struct Unsaved {
+    truncate_above: Option<u64>,
+    headers_from: u64,
+    ops: BTreeMap<(u64, usize), Vec<u8>>,
+    seen: Vec<Txid>,
+    watched: Vec<ScriptBuf>,
 }
 
 impl Follower {
@@ -51,18 +70,150 @@ impl Follower {
         confirmations: u64,
         scripts: impl IntoIterator<Item = ScriptBuf>,
     ) -> Self {
+        let start_height = start_height.max(1);
         let mut watched: BTreeSet<ScriptBuf> = scripts.into_iter().collect();
         watched.insert(burn_script());
         Follower {
             network,
             confirmations: confirmations.max(1),
             start_height,
-            verified: VerifiedChain::new(network, checkpoint, start_height.saturating_sub(1)),
+            verified: VerifiedChain::new(network, checkpoint, start_height - 1),
+            unsaved: Unsaved {
+                headers_from: start_height - 1,
+                watched: watched.iter().cloned().collect(),
+                ..Default::default()
+            },
             watched,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             ops: BTreeMap::new(),
             state: NameState::new(network, start_height),
+            applied_to: start_height - 1,
+            dirty_from: None,
         }
+    }
+
+    /// What saved progress must match to be loaded: network, start height
+    /// and checkpoint.
+    pub fn identity(&self) -> Vec<u8> {
+        let checkpoint = self
+            .verified
+            .header(self.start_height - 1)
+            .map(|h| h.block_hash().to_string())
+            .unwrap_or_default();
+        format!("{}:{}:{checkpoint}", self.network, self.start_height).into_bytes()
+    }
+
+    /// Loads saved progress, re-checking it as if a server had sent it.
+    /// On any error the follower is left as it was (it starts from scratch).
+    pub fn restore(&mut self, saved: SavedChain) -> Result<(), String> {
+        let checkpoint = self.start_height - 1;
+        if saved.first_header_height != checkpoint {
+            return Err(format!(
+                "saved headers start at {}, not at the checkpoint {checkpoint}",
+                saved.first_header_height
+            ));
+        }
+        let mut headers = saved
+            .headers
+            .iter()
+            .map(|b| deserialize::<Header>(b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("saved header: {e}"))?;
+        if headers.is_empty() {
+            return Err("no saved headers".into());
+        }
+        if Some(&headers[0]) != self.verified.header(checkpoint) {
+            return Err("saved headers start from another checkpoint".into());
+        }
+        let mut verified = self.verified.clone();
+        verified
+            .extend_checked(headers.split_off(1))
+            .map_err(|e| format!("saved headers: {e}"))?;
+        let mut ops = BTreeMap::new();
+        for (height, pos, sender, raw) in saved.ops {
+            let tx: Transaction = deserialize(&raw).map_err(|e| format!("saved tx: {e}"))?;
+            let bns = extract(&tx)
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("saved tx {} is not a BNS operation", tx.compute_txid()))?;
+            if height > verified.height() {
+                return Err(format!(
+                    "saved operation above the saved headers ({height})"
+                ));
+            }
+            let op = PlacedOp {
+                height,
+                vtxindex: pos as usize,
+                sender: ScriptBuf::from_bytes(sender),
+                tx: bns,
+            };
+            ops.insert((height, pos as usize), op);
+        }
+        let mut seen = HashMap::new();
+        for (txid, height) in saved.seen {
+            let bytes: [u8; 32] = txid
+                .as_slice()
+                .try_into()
+                .map_err(|_| "saved txid is not 32 bytes".to_string())?;
+            seen.insert(Txid::from_byte_array(bytes), height);
+        }
+        self.watched
+            .extend(saved.watched.into_iter().map(ScriptBuf::from_bytes));
+        self.unsaved = Unsaved {
+            headers_from: verified.height() + 1,
+            ..Default::default()
+        };
+        self.verified = verified;
+        self.ops = ops;
+        self.seen = seen;
+        self.dirty_from = Some(self.start_height);
+        Ok(())
+    }
+
+    /// The changes since the last call, for the store.
+    pub fn take_delta(&mut self) -> ChainDelta {
+        let tip = self.verified.height();
+        let u = std::mem::replace(
+            &mut self.unsaved,
+            Unsaved {
+                headers_from: tip + 1,
+                ..Default::default()
+            },
+        );
+        ChainDelta {
+            truncate_above: u.truncate_above,
+            headers: (u.headers_from..=tip)
+                .filter_map(|h| self.verified.header(h).map(|hd| (h, serialize(hd))))
+                .collect(),
+            ops: u
+                .ops
+                .into_iter()
+                .filter_map(|(key, raw)| {
+                    let op = self.ops.get(&key)?;
+                    Some((key.0, key.1 as u64, op.sender.to_bytes(), raw))
+                })
+                .collect(),
+            seen: u
+                .seen
+                .into_iter()
+                .filter_map(|t| Some((t.to_byte_array().to_vec(), *self.seen.get(&t)?)))
+                .collect(),
+            watched: u.watched.into_iter().map(|s| s.into_bytes()).collect(),
+        }
+    }
+
+    /// Forgets everything above `fork` (a reorg, or a server whose chain
+    /// does not link to ours).
+    fn rewind(&mut self, fork: u64) {
+        tracing::warn!(fork, "chain fork: rewinding");
+        self.verified.truncate(fork);
+        self.ops.retain(|(h, _), _| *h <= fork);
+        self.seen.retain(|_, h| *h <= fork);
+        let u = &mut self.unsaved;
+        u.truncate_above = Some(u.truncate_above.map_or(fork, |t| t.min(fork)));
+        u.headers_from = u.headers_from.min(fork + 1);
+        u.ops.retain(|(h, _), _| *h <= fork);
+        self.dirty_from = Some(self.dirty_from.map_or(fork + 1, |d| d.min(fork + 1)));
     }
 
     /// Brings headers up to the server's tip; on a fork, walks back until the
@@ -81,10 +232,7 @@ impl Follower {
                         .height()
                         .saturating_sub(back)
                         .max(self.start_height - 1);
-                    tracing::warn!(fork, "chain fork: rewinding");
-                    self.verified.truncate(fork);
-                    self.ops.retain(|(h, _), _| *h <= fork);
-                    self.seen = self.ops.values().map(|o| o.tx.txid).collect();
+                    self.rewind(fork);
                     back *= 2;
                 }
                 Err(e) => return Err(e),
@@ -100,12 +248,15 @@ impl Follower {
             let mut grew = false;
             for script in self.watched.clone() {
                 for (txid, height) in backend.script_history(&script)? {
-                    if height < self.start_height || height > confirmed || self.seen.contains(&txid)
+                    if height < self.start_height
+                        || height > confirmed
+                        || self.seen.contains_key(&txid)
                     {
                         continue;
                     }
                     let (tx, pos) = self.verified.verified_tx(backend, &txid, height)?;
-                    self.seen.insert(txid);
+                    self.seen.insert(txid, height);
+                    self.unsaved.seen.push(txid);
                     let bns = match extract(&tx) {
                         Ok(Some(b)) => b,
                         Ok(None) => continue,
@@ -134,10 +285,14 @@ impl Follower {
                     else {
                         continue;
                     };
-                    grew |= self.watched.insert(sender.clone());
-                    if let Some(r) = &bns.recipient {
-                        grew |= self.watched.insert(r.clone());
+                    for script in std::iter::once(&sender).chain(bns.recipient.as_ref()) {
+                        if self.watched.insert(script.clone()) {
+                            self.unsaved.watched.push(script.clone());
+                            grew = true;
+                        }
                     }
+                    self.unsaved.ops.insert((height, pos), serialize(&tx));
+                    self.dirty_from = Some(self.dirty_from.map_or(height, |d| d.min(height)));
                     self.ops.insert(
                         (height, pos),
                         PlacedOp {
@@ -153,21 +308,32 @@ impl Follower {
                 break;
             }
         }
-        let mut state = NameState::new(self.network, self.start_height);
-        let mut by_height: BTreeMap<u64, Vec<PlacedOp>> = BTreeMap::new();
-        for op in self.ops.values() {
-            by_height.entry(op.height).or_default().push(op.clone());
+        // Blocks are applied once; an operation found below what the state
+        // already covers (or a rewind) rebuilds it from the start.
+        if self.dirty_from.is_some_and(|d| d <= self.applied_to) || confirmed < self.applied_to {
+            self.state = NameState::new(self.network, self.start_height);
+            self.applied_to = self.start_height - 1;
         }
-        for h in self.start_height..=confirmed {
-            let ops = by_height.remove(&h).unwrap_or_default();
-            state.apply_block(h, &ops);
+        self.dirty_from = None;
+        for h in self.applied_to + 1..=confirmed {
+            let ops: Vec<PlacedOp> = self
+                .ops
+                .range((h, 0)..(h + 1, 0))
+                .map(|(_, op)| op.clone())
+                .collect();
+            self.state.apply_block(h, &ops);
         }
-        self.state = state;
+        self.applied_to = self.applied_to.max(confirmed);
         Ok(FollowerStatus {
             tip,
             confirmed,
             consensus_hash: self.state.consensus_hash(confirmed),
         })
+    }
+
+    /// The height of the last verified header.
+    pub fn verified_height(&self) -> u64 {
+        self.verified.height()
     }
 
     /// The hash of the verified tip.

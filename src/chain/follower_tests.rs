@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::Network;
 
-use super::backend::RegtestBackend;
+use bitcoin::block::Header;
+
+use super::backend::{BackendError, ChainBackend, RegtestBackend};
 use super::follower::Follower;
 use super::regtest::{COINBASE_MATURITY, RegtestChain};
+use crate::store::Store;
 use crate::zonefile::Hash160;
 
 /// The scripted chain; operations come from `chain::builder`.
@@ -147,4 +150,142 @@ fn reorgs_above_the_confirmation_depth_change_nothing_and_deeper_ones_roll_back(
     s.chain.mine_empty(8);
     poll(&mut f, &mut backend, &s);
     assert_eq!(hashes(&f), vec![zf(1)]);
+}
+
+#[test]
+fn renewals_announce_and_transfers_move_ownership() {
+    let (mut s, _) = scripted();
+    let (mut f, mut backend) = follow(&s, 1);
+    poll(&mut f, &mut backend, &s);
+    let renew = s.chain.name_renew("bob.id", zf(6));
+    s.chain.mine(vec![renew]);
+    poll(&mut f, &mut backend, &s);
+    assert_eq!(
+        hashes(&f),
+        vec![zf(1), zf(2), zf(6)],
+        "{:?}",
+        f.state.rejected
+    );
+
+    let stranger = bitcoin::ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_raw_hash(
+        bitcoin::hashes::Hash::from_byte_array([5; 20]),
+    ));
+    let ch = f.state.consensus_hash(s.chain.height() as u64);
+    let give = s.chain.name_transfer("bob.id", false, ch, stranger);
+    s.chain.mine(vec![give]);
+    poll(&mut f, &mut backend, &s);
+    // The miner no longer owns bob.id: its update and renewal are refused.
+    let ch = f.state.consensus_hash(s.chain.height() as u64);
+    let update = s.update("bob.id", ch, zf(7));
+    let renew = s.chain.name_renew("bob.id", zf(8));
+    s.chain.mine(vec![update, renew]);
+    poll(&mut f, &mut backend, &s);
+    assert_eq!(hashes(&f), vec![zf(1), zf(2), zf(6)]);
+    let reasons: Vec<&str> = f.state.rejected.iter().map(|(_, r)| *r).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "update names no name the sender owns",
+            "renewal by a non-owner"
+        ]
+    );
+}
+
+/// Counts what a follower asks of its server.
+struct Counting {
+    inner: RegtestBackend,
+    transactions: usize,
+    proofs: usize,
+    headers: usize,
+}
+
+impl ChainBackend for Counting {
+    fn name(&self) -> String {
+        "counting".into()
+    }
+    fn tip_height(&mut self) -> Result<u64, BackendError> {
+        self.inner.tip_height()
+    }
+    fn headers(&mut self, from: u64, count: usize) -> Result<Vec<Header>, BackendError> {
+        let h = self.inner.headers(from, count)?;
+        self.headers += h.len();
+        Ok(h)
+    }
+    fn script_history(
+        &mut self,
+        script: &bitcoin::Script,
+    ) -> Result<Vec<(bitcoin::Txid, u64)>, BackendError> {
+        self.inner.script_history(script)
+    }
+    fn transaction(&mut self, txid: &bitcoin::Txid) -> Result<bitcoin::Transaction, BackendError> {
+        self.transactions += 1;
+        self.inner.transaction(txid)
+    }
+    fn merkle_proof(
+        &mut self,
+        txid: &bitcoin::Txid,
+        height: u64,
+    ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
+        self.proofs += 1;
+        self.inner.merkle_proof(txid, height)
+    }
+}
+
+#[test]
+fn saved_progress_resumes_without_rereading_and_survives_reorgs() {
+    let (mut s, reg_height) = scripted();
+    s.chain.mine_empty(6);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("atlas.redb");
+    let genesis = s.chain.block(0).unwrap().header;
+    let fresh = || Follower::new(Network::Regtest, genesis, 1, 4, []);
+    let counting = |s: &Script| Counting {
+        inner: RegtestBackend {
+            chain: Arc::new(Mutex::new(s.chain.clone())),
+        },
+        transactions: 0,
+        proofs: 0,
+        headers: 0,
+    };
+    let mut f = fresh();
+    let mut b = counting(&s);
+    f.poll(&mut b).unwrap();
+    assert!(b.transactions > 0 && b.proofs > 0);
+    let store = Store::open(&path, 1).unwrap();
+    store.save_chain(&f.identity(), &f.take_delta()).unwrap();
+    assert!(f.take_delta().is_empty(), "nothing new after a save");
+    drop(store);
+
+    // A restart: everything comes from the store; the server is asked only
+    // for its tip, our tip header and its script histories.
+    let store = Store::open(&path, 1).unwrap();
+    let mut g = fresh();
+    g.restore(store.load_chain(&g.identity()).unwrap().unwrap())
+        .unwrap();
+    let mut b = counting(&s);
+    g.poll(&mut b).unwrap();
+    assert_eq!((b.transactions, b.proofs, b.headers), (0, 0, 1));
+    assert_eq!(hashes(&g), vec![zf(1), zf(2)]);
+    assert_eq!(g.state.consensus_hash(s.chain.height() as u64 - 3), {
+        f.state.consensus_hash(s.chain.height() as u64 - 3)
+    });
+
+    // A deep reorg removes the registration; the saved progress follows,
+    // and another restart sees the same.
+    s.chain.truncate(reg_height as usize - 1);
+    s.chain.mine_empty(9);
+    g.poll(&mut counting(&s)).unwrap();
+    assert_eq!(hashes(&g), vec![zf(1)]);
+    store.save_chain(&g.identity(), &g.take_delta()).unwrap();
+    let mut h = fresh();
+    h.restore(store.load_chain(&h.identity()).unwrap().unwrap())
+        .unwrap();
+    let mut b = counting(&s);
+    h.poll(&mut b).unwrap();
+    assert_eq!((b.transactions, b.proofs), (0, 0));
+    assert_eq!(hashes(&h), vec![zf(1)]);
+
+    // Progress made from another checkpoint is not loaded.
+    let other = Follower::new(Network::Regtest, s.chain.block(1).unwrap().header, 2, 4, []);
+    assert_eq!(store.load_chain(&other.identity()).unwrap(), None);
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::backend::{BackendError, ChainBackend};
 use super::follower::Follower;
+use crate::store::{ChainDelta, Store};
 use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate, common_prefix};
 use crate::zonefile::Hash160;
 
@@ -98,7 +99,78 @@ impl ChainSource {
         }
     }
 
-    fn run(mut self, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+    /// Loads the follower's saved progress, if it fits this configuration.
+    fn resume(&mut self, store: &Store) {
+        match store.load_chain(&self.follower.identity()) {
+            Ok(Some(saved)) => match self.follower.restore(saved) {
+                Ok(()) => tracing::info!(
+                    height = self.follower.verified_height(),
+                    "chain follower resumes from saved progress"
+                ),
+                Err(e) => {
+                    tracing::warn!("saved chain progress unusable, re-reading from the start: {e}")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading saved chain progress: {e}"),
+        }
+    }
+
+    /// Saves what the last round learned; a failed save is retried with the
+    /// next round's changes, so nothing is skipped.
+    fn save(&mut self, store: &Store, unsaved: &mut Option<ChainDelta>) {
+        let delta = self.follower.take_delta();
+        let delta = match unsaved.take() {
+            Some(earlier) => earlier.merge(delta),
+            None => delta,
+        };
+        if delta.is_empty() {
+            return;
+        }
+        if let Err(e) = store.save_chain(&self.follower.identity(), &delta) {
+            tracing::warn!("saving chain progress: {e}");
+            *unsaved = Some(delta);
+        }
+    }
+
+    /// `atlas reindex`: forgets saved progress, reads the chain from the
+    /// start height to the tip and rewrites the store's whitelist with it.
+    /// Returns (announcements, confirmed height).
+    pub fn reindex(mut self, store: &Store, attempts: usize) -> Result<(usize, u64), String> {
+        store.clear_chain().map_err(|e| e.to_string())?;
+        let mut current = 0;
+        let mut last_error = String::from("no attempt made");
+        for _ in 0..attempts.max(1) {
+            match self.round(&mut current) {
+                Ok(status) => {
+                    let mut unsaved = None;
+                    self.save(store, &mut unsaved);
+                    if unsaved.is_some() {
+                        return Err("could not save chain progress".into());
+                    }
+                    let hashes: Vec<Hash160> = self
+                        .follower
+                        .announcements()
+                        .iter()
+                        .map(|a| a.zonefile_hash)
+                        .collect();
+                    store
+                        .set_announcements(0, &hashes)
+                        .map_err(|e| e.to_string())?;
+                    return Ok((hashes.len(), status.confirmed_height));
+                }
+                Err(e) => {
+                    tracing::warn!("chain follower: {e}");
+                    last_error = e;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    fn run(mut self, store: Arc<Store>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+        self.resume(&store);
+        let mut unsaved = None;
         let mut sent = known;
         let mut current = 0;
         let mut generation = 0;
@@ -108,6 +180,10 @@ impl ChainSource {
             }
             match self.round(&mut current) {
                 Ok(status) => {
+                    // Progress is saved before the node hears of it: after a
+                    // crash in between, the diff against the node's whitelist
+                    // sends it again.
+                    self.save(&store, &mut unsaved);
                     let now: Vec<Hash160> = self
                         .follower
                         .announcements()
@@ -144,10 +220,15 @@ impl ChainSource {
 }
 
 impl WhitelistSource for ChainSource {
-    fn start(self: Box<Self>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+    fn start(
+        self: Box<Self>,
+        store: Arc<Store>,
+        known: Vec<Hash160>,
+        tx: mpsc::Sender<WhitelistUpdate>,
+    ) {
         std::thread::Builder::new()
             .name("chain-follower".into())
-            .spawn(move || self.run(known, tx))
+            .spawn(move || self.run(store, known, tx))
             .expect("spawning the chain follower thread");
     }
 }

@@ -299,7 +299,7 @@ pub async fn spawn(
     while core.poll_action().is_some() {}
 
     let (wl_tx, wl_rx) = mpsc::channel(64);
-    whitelist.start(known, wl_tx);
+    whitelist.start(store.clone(), known, wl_tx);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (status_tx, status_rx) = watch::channel(NodeStatus {
         peer_id: peer_id.to_string(),

@@ -13,6 +13,9 @@ use redb::{
 
 use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
+mod chain;
+pub use chain::{ChainDelta, SavedChain};
+
 /// Whitelist index -> zone-file hash, in chain order.
 const ANNOUNCEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("announcements");
 /// Zone-file hash -> every whitelist index that announces it.
