@@ -17,7 +17,8 @@ const CHAIN_META: TableDefinition<&str, &[u8]> = TableDefinition::new("chain_met
 /// Height -> 80-byte header, from the checkpoint up.
 const CHAIN_HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("chain_headers");
 /// (height, position in block) -> (sender script, raw transaction).
-const CHAIN_OPS: TableDefinition<(u64, u64), (&[u8], &[u8])> = TableDefinition::new("chain_ops");
+type OpsTable = TableDefinition<'static, (u64, u64), (&'static [u8], &'static [u8])>;
+const CHAIN_OPS: OpsTable = TableDefinition::new("chain_ops");
 /// Txid -> height: transactions already examined (BNS or not).
 const CHAIN_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("chain_seen");
 /// Scripts whose histories are walked.
