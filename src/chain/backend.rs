@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use bitcoin::block::Header;
-use bitcoin::{Network, Script, Transaction, Txid};
+use bitcoin::{Network, Script, ScriptBuf, Transaction, Txid};
 
 use super::regtest::RegtestChain;
 use super::verify::{VerifyError, merkle_branch, verify_headers, verify_merkle_branch};
@@ -47,7 +47,30 @@ pub trait ChainBackend: Send {
         txid: &Txid,
         height: u64,
     ) -> Result<(Vec<[u8; 32]>, usize), BackendError>;
+
+    /// Many histories at once; servers that batch requests override these
+    /// to save round trips.
+    fn script_histories(
+        &mut self,
+        scripts: &[ScriptBuf],
+    ) -> Result<Vec<Vec<(Txid, u64)>>, BackendError> {
+        scripts.iter().map(|s| self.script_history(s)).collect()
+    }
+
+    fn transactions(&mut self, txids: &[Txid]) -> Result<Vec<Transaction>, BackendError> {
+        txids.iter().map(|t| self.transaction(t)).collect()
+    }
+
+    fn merkle_proofs(&mut self, items: &[(Txid, u64)]) -> Result<Vec<MerkleProof>, BackendError> {
+        items
+            .iter()
+            .map(|(t, h)| self.merkle_proof(t, *h))
+            .collect()
+    }
 }
+
+/// A merkle branch (internal byte order) and the transaction's position.
+pub type MerkleProof = (Vec<[u8; 32]>, usize);
 
 /// The in-process regtest chain as a backend (tests, devnet).
 #[derive(Clone)]
@@ -209,27 +232,58 @@ impl VerifiedChain {
         txid: &Txid,
         height: u64,
     ) -> Result<(Transaction, usize), BackendError> {
-        let header = self.header(height).ok_or(BackendError::NoBlock {
-            server: backend.name(),
-            height,
-        })?;
-        let tx = backend.transaction(txid)?;
-        let got = tx.compute_txid();
-        if got != *txid {
-            return Err(BackendError::WrongTx {
+        let mut v = self.verified_txs(backend, &[(*txid, height)])?;
+        Ok(v.pop().expect("one answer per question"))
+    }
+
+    /// `verified_tx` for many, in two batched requests.
+    pub fn verified_txs(
+        &self,
+        backend: &mut dyn ChainBackend,
+        wanted: &[(Txid, u64)],
+    ) -> Result<Vec<(Transaction, usize)>, BackendError> {
+        let mut headers = Vec::with_capacity(wanted.len());
+        for (_, height) in wanted {
+            headers.push(self.header(*height).ok_or(BackendError::NoBlock {
                 server: backend.name(),
-                want: *txid,
-                got,
+                height: *height,
+            })?);
+        }
+        let ids: Vec<Txid> = wanted.iter().map(|(t, _)| *t).collect();
+        let txs = backend.transactions(&ids)?;
+        let proofs = backend.merkle_proofs(wanted)?;
+        if txs.len() != wanted.len() || proofs.len() != wanted.len() {
+            return Err(BackendError::Server {
+                server: backend.name(),
+                message: format!(
+                    "asked for {} transactions and proofs, got {} and {}",
+                    wanted.len(),
+                    txs.len(),
+                    proofs.len()
+                ),
             });
         }
-        let (branch, pos) = backend.merkle_proof(txid, height)?;
-        verify_merkle_branch(*txid, &branch, pos, header.merkle_root).map_err(|source| {
-            BackendError::Lied {
-                server: backend.name(),
-                source,
+        let mut out = Vec::with_capacity(wanted.len());
+        for (((txid, _), tx), ((branch, pos), header)) in
+            wanted.iter().zip(txs).zip(proofs.into_iter().zip(headers))
+        {
+            let got = tx.compute_txid();
+            if got != *txid {
+                return Err(BackendError::WrongTx {
+                    server: backend.name(),
+                    want: *txid,
+                    got,
+                });
             }
-        })?;
-        Ok((tx, pos))
+            verify_merkle_branch(*txid, &branch, pos, header.merkle_root).map_err(|source| {
+                BackendError::Lied {
+                    server: backend.name(),
+                    source,
+                }
+            })?;
+            out.push((tx, pos));
+        }
+        Ok(out)
     }
 }
 

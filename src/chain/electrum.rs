@@ -3,10 +3,15 @@
 //! `VerifiedChain` checks headers and merkle proofs.
 
 use bitcoin::block::Header;
-use bitcoin::{Script, Transaction, Txid};
+use bitcoin::{Script, ScriptBuf, Transaction, Txid};
 use electrum_client::{Client, ConfigBuilder, ElectrumApi};
 
-use super::backend::{BackendError, ChainBackend};
+use super::backend::{BackendError, ChainBackend, MerkleProof};
+
+/// Requests per batch: one round trip each, and small enough that a
+/// server's response-size limit (ElectrumX: 1 MB by default) is not hit by
+/// a batch of typical BNS transactions.
+const BATCH: usize = 100;
 
 /// Connects lazily and reconnects after any error, so a server that was down
 /// at start-up or restarted is picked up again.
@@ -94,15 +99,65 @@ impl ChainBackend for ElectrumBackend {
         height: u64,
     ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
         let res = self.call(|c| c.transaction_get_merkle(txid, height as usize))?;
-        // Electrum sends the branch in display (byte-reversed) order.
-        let branch = res
-            .merkle
-            .into_iter()
-            .map(|mut h| {
-                h.reverse();
-                h
-            })
-            .collect();
-        Ok((branch, res.pos))
+        Ok((reversed(res.merkle), res.pos))
     }
+
+    fn script_histories(
+        &mut self,
+        scripts: &[ScriptBuf],
+    ) -> Result<Vec<Vec<(Txid, u64)>>, BackendError> {
+        let mut out = Vec::with_capacity(scripts.len());
+        for chunk in scripts.chunks(BATCH) {
+            let refs: Vec<&Script> = chunk.iter().map(|s| s.as_script()).collect();
+            for hist in self.call(|c| c.batch_script_get_history(refs.iter().copied()))? {
+                out.push(
+                    hist.into_iter()
+                        .filter(|h| h.height > 0)
+                        .map(|h| (h.tx_hash, h.height as u64))
+                        .collect(),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn transactions(&mut self, txids: &[Txid]) -> Result<Vec<Transaction>, BackendError> {
+        let mut out = Vec::with_capacity(txids.len());
+        for chunk in txids.chunks(BATCH) {
+            match self.call(|c| c.batch_transaction_get(chunk)) {
+                Ok(txs) => out.extend(txs),
+                // Large transactions can push a batch's answer past the
+                // server's size limit: ask one by one instead.
+                Err(e) => {
+                    tracing::debug!("batch of transactions failed, asking singly: {e}");
+                    for txid in chunk {
+                        out.push(self.transaction(txid)?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn merkle_proofs(&mut self, items: &[(Txid, u64)]) -> Result<Vec<MerkleProof>, BackendError> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(BATCH) {
+            let args: Vec<(Txid, usize)> = chunk.iter().map(|(t, h)| (*t, *h as usize)).collect();
+            for res in self.call(|c| c.batch_transaction_get_merkle(&args))? {
+                out.push((reversed(res.merkle), res.pos));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Electrum sends merkle branches in display (byte-reversed) order.
+fn reversed(branch: Vec<[u8; 32]>) -> Vec<[u8; 32]> {
+    branch
+        .into_iter()
+        .map(|mut h| {
+            h.reverse();
+            h
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 //! rules in chain order up to the confirmation depth, and yields the ordered
 //! announcements. A reorg below the confirmed height rolls them back.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
@@ -24,6 +24,8 @@ pub fn burn_script() -> ScriptBuf {
         bitcoin::hashes::Hash::all_zeros(),
     ))
 }
+
+const EXAMINE_SLICE: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerStatus {
@@ -240,72 +242,119 @@ impl Follower {
         }
     }
 
+    /// Fetches and verifies `wanted`, records the BNS operations among them
+    /// and returns the scripts they made newly relevant.
+    fn examine(
+        &mut self,
+        backend: &mut dyn ChainBackend,
+        wanted: &[(Txid, u64)],
+    ) -> Result<Vec<ScriptBuf>, BackendError> {
+        let txs = self.verified.verified_txs(backend, wanted)?;
+        // Operations are often funded by the previous one (a chain of
+        // spends), so the slice itself answers many sender lookups.
+        let mut funding: HashMap<Txid, Transaction> = HashMap::new();
+        let mut found = Vec::new();
+        for ((txid, height), (tx, pos)) in wanted.iter().zip(txs) {
+            match extract(&tx) {
+                Ok(Some(bns)) if !tx.input.is_empty() => {
+                    found.push((*height, pos, tx.clone(), bns));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(%txid, "malformed BNS payload: {e}"),
+            }
+            funding.insert(*txid, tx);
+        }
+        // The sender is the script input 0 spends; funding transactions
+        // fetched here must hash to the ids we spend.
+        let mut funding_ids: Vec<Txid> = found
+            .iter()
+            .map(|(_, _, tx, _)| tx.input[0].previous_output.txid)
+            .filter(|id| !funding.contains_key(id))
+            .collect();
+        funding_ids.sort();
+        funding_ids.dedup();
+        let funding_txs = backend.transactions(&funding_ids)?;
+        if funding_txs.len() != funding_ids.len() {
+            return Err(BackendError::Server {
+                server: backend.name(),
+                message: format!(
+                    "asked for {} transactions, got {}",
+                    funding_ids.len(),
+                    funding_txs.len()
+                ),
+            });
+        }
+        for (want, tx) in funding_ids.iter().zip(funding_txs) {
+            if tx.compute_txid() != *want {
+                return Err(BackendError::WrongTx {
+                    server: backend.name(),
+                    want: *want,
+                    got: tx.compute_txid(),
+                });
+            }
+            funding.insert(*want, tx);
+        }
+        let mut new_scripts = Vec::new();
+        for (height, pos, tx, bns) in found {
+            let prev = tx.input[0].previous_output;
+            let Some(sender) = funding
+                .get(&prev.txid)
+                .and_then(|f| f.output.get(prev.vout as usize))
+                .map(|o| o.script_pubkey.clone())
+            else {
+                continue;
+            };
+            for script in std::iter::once(&sender).chain(bns.recipient.as_ref()) {
+                if self.watched.insert(script.clone()) {
+                    self.unsaved.watched.push(script.clone());
+                    new_scripts.push(script.clone());
+                }
+            }
+            self.unsaved.ops.insert((height, pos), serialize(&tx));
+            self.dirty_from = Some(self.dirty_from.map_or(height, |d| d.min(height)));
+            self.ops.insert(
+                (height, pos),
+                PlacedOp {
+                    height,
+                    vtxindex: pos,
+                    sender,
+                    tx: bns,
+                },
+            );
+        }
+        for (txid, height) in wanted {
+            self.seen.insert(*txid, *height);
+            self.unsaved.seen.push(*txid);
+        }
+        Ok(new_scripts)
+    }
+
     /// One round: headers, discovery to a fixed point, the name rules.
     pub fn poll(&mut self, backend: &mut dyn ChainBackend) -> Result<FollowerStatus, BackendError> {
         let tip = self.sync_headers(backend)?;
         let confirmed = (tip + 1).saturating_sub(self.confirmations);
-        loop {
-            let mut grew = false;
-            for script in self.watched.clone() {
-                for (txid, height) in backend.script_history(&script)? {
-                    if height < self.start_height
-                        || height > confirmed
-                        || self.seen.contains_key(&txid)
+        // Discovery to a fixed point: an operation can make a new script
+        // relevant (a sender, a new owner), whose history is read next.
+        let mut scripts: Vec<ScriptBuf> = self.watched.iter().cloned().collect();
+        while !scripts.is_empty() {
+            let mut wanted: Vec<(Txid, u64)> = Vec::new();
+            let mut asked = HashSet::new();
+            for history in backend.script_histories(&scripts)? {
+                for (txid, height) in history {
+                    if height >= self.start_height
+                        && height <= confirmed
+                        && !self.seen.contains_key(&txid)
+                        && asked.insert(txid)
                     {
-                        continue;
+                        wanted.push((txid, height));
                     }
-                    let (tx, pos) = self.verified.verified_tx(backend, &txid, height)?;
-                    self.seen.insert(txid, height);
-                    self.unsaved.seen.push(txid);
-                    let bns = match extract(&tx) {
-                        Ok(Some(b)) => b,
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::debug!(%txid, "malformed BNS payload: {e}");
-                            continue;
-                        }
-                    };
-                    let Some(input) = tx.input.first() else {
-                        continue;
-                    };
-                    // The sender is the script input 0 spends; the funding
-                    // transaction's bytes must hash to the id we spend.
-                    let funding = backend.transaction(&input.previous_output.txid)?;
-                    if funding.compute_txid() != input.previous_output.txid {
-                        return Err(BackendError::WrongTx {
-                            server: backend.name(),
-                            want: input.previous_output.txid,
-                            got: funding.compute_txid(),
-                        });
-                    }
-                    let Some(sender) = funding
-                        .output
-                        .get(input.previous_output.vout as usize)
-                        .map(|o| o.script_pubkey.clone())
-                    else {
-                        continue;
-                    };
-                    for script in std::iter::once(&sender).chain(bns.recipient.as_ref()) {
-                        if self.watched.insert(script.clone()) {
-                            self.unsaved.watched.push(script.clone());
-                            grew = true;
-                        }
-                    }
-                    self.unsaved.ops.insert((height, pos), serialize(&tx));
-                    self.dirty_from = Some(self.dirty_from.map_or(height, |d| d.min(height)));
-                    self.ops.insert(
-                        (height, pos),
-                        PlacedOp {
-                            height,
-                            vtxindex: pos,
-                            sender,
-                            tx: bns,
-                        },
-                    );
                 }
             }
-            if !grew {
-                break;
+            scripts = Vec::new();
+            // In slices, so a long first sync keeps memory flat and a
+            // failure loses little.
+            for slice in wanted.chunks(EXAMINE_SLICE) {
+                scripts.extend(self.examine(backend, slice)?);
             }
         }
         // Blocks are applied once; an operation found below what the state
