@@ -7,6 +7,7 @@ pub mod chain;
 pub mod config;
 pub mod devnet;
 pub mod net;
+pub mod sim;
 pub mod store;
 pub mod whitelist;
 pub mod zonefile;

@@ -55,6 +55,23 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run a simulation scenario (simulations/scenarios/*.toml) on the
+    /// production core under a virtual clock; writes CSVs, plots and summary.json.
+    Simulate {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Results directory (default: sim-out/<scenario name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        nodes: Option<usize>,
+        #[arg(long)]
+        files: Option<usize>,
+        /// Skip the PNG/SVG plots.
+        #[arg(long)]
+        no_plots: bool,
+    },
     /// Print a node's status.
     Status {
         #[arg(long, default_value = "http://127.0.0.1:7600")]
@@ -114,6 +131,34 @@ async fn main() -> anyhow::Result<()> {
             init_logging();
             reindex(config).await
         }
+        Cmd::Simulate {
+            scenario,
+            seed,
+            out,
+            nodes,
+            files,
+            no_plots,
+        } => {
+            let sc = atlas::sim::Scenario::load(&scenario)?;
+            let out = out.unwrap_or_else(|| atlas::sim::default_out(&sc));
+            let opts = atlas::sim::Overrides {
+                seed,
+                nodes,
+                files,
+                progress: true,
+                no_plots,
+            };
+            let summary = tokio::task::spawn_blocking(move || {
+                let s = atlas::sim::run(sc, &opts, &out);
+                (s, out)
+            })
+            .await?;
+            let (summary, out) = summary;
+            let summary = summary?;
+            print_summary(&summary);
+            println!("results in {}", out.display());
+            Ok(())
+        }
         Cmd::Status { api } => {
             let r = client::get(&format!("{}/v1/status", api.trim_end_matches('/'))).await?;
             if r.status != 200 {
@@ -154,6 +199,53 @@ async fn main() -> anyhow::Result<()> {
             }
         },
     }
+}
+
+fn print_summary(s: &atlas::sim::Summary) {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    println!(
+        "| {} ({}, seed {}) | value |",
+        s.scenario, s.profile, s.seed
+    );
+    println!("|---|---:|");
+    println!(
+        "| nodes (live at end) | {} ({}) |",
+        s.nodes, s.live_nodes_end
+    );
+    println!("| files announced | {} |", s.files_announced);
+    println!("| final coverage | {:.4} |", s.final_coverage);
+    println!(
+        "| full coverage since (s) | {} |",
+        opt(s.time_to_full_coverage_s)
+    );
+    println!(
+        "| propagation p50 / p99 (s) | {} / {} |",
+        opt(s.propagation_p50_s),
+        opt(s.propagation_p99_s)
+    );
+    println!("| bytes per node | {:.0} |", s.bytes_per_node);
+    if let Some(h) = s.honest_neighbor_fraction {
+        println!("| honest neighbour fraction | {h:.3} |");
+    }
+    if let Some(u) = &s.walk_uniformity {
+        println!("| walk uniformity z ({} nodes) | {:.2} |", u.nodes, u.z);
+    }
+    if s.data_loss_nodes > 0 {
+        println!(
+            "| data-loss nodes recovered | {}/{} (max {} s) |",
+            s.data_loss_recovered,
+            s.data_loss_nodes,
+            opt(s.data_loss_recovery_max_s)
+        );
+    }
+    println!(
+        "| simulated s / wall s | {:.1} / {:.1} ({:.0}x) |",
+        s.sim_s, s.wall_s, s.sim_to_wall
+    );
+    println!(
+        "| events (per wall s) | {} ({:.0}) |",
+        s.events, s.events_per_s
+    );
 }
 
 async fn reindex(config: Option<PathBuf>) -> anyhow::Result<()> {

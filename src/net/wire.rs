@@ -219,6 +219,61 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
     }
 }
 
+/// Bytes `encode_request` would produce, plus the varint frame header;
+/// computed without copying payloads (the simulator's accounting).
+pub fn request_len(req: &Request) -> usize {
+    let body = match req {
+        Request::PeerExchange { view, listen_addrs } => PeerExchangeRequest {
+            view: view_to(view),
+            listen_addrs: addrs_to(listen_addrs),
+        }
+        .encoded_len(),
+        Request::Inventory { view } => InventoryRequest {
+            view: view_to(view),
+            delta: false,
+            added: Vec::new(),
+        }
+        .encoded_len(),
+        Request::InventoryDelta { view, added } => InventoryRequest {
+            view: view_to(view),
+            delta: true,
+            added: added.encode(),
+        }
+        .encoded_len(),
+        Request::GetZonefiles { hashes } => hashes.len() * (2 + 20),
+        Request::Push { view, zonefiles } => {
+            PushRequest {
+                view: view_to(view),
+                zonefiles: Vec::new(),
+            }
+            .encoded_len()
+                + files_len(zonefiles)
+        }
+    };
+    framed(body)
+}
+
+/// Bytes `encode_response` would produce, plus the frame header.
+pub fn response_len(resp: &Response) -> usize {
+    let body = match resp {
+        Response::Zonefiles { zonefiles, missing } => files_len(zonefiles) + missing.len() * 22,
+        other => encode_response(other).len(),
+    };
+    framed(body)
+}
+
+/// A repeated `bytes` field's encoding: tag, length, payload per entry.
+fn files_len(files: &[bytes::Bytes]) -> usize {
+    files
+        .iter()
+        .map(|f| 1 + prost::encoding::encoded_len_varint(f.len() as u64) + f.len())
+        .sum()
+}
+
+fn framed(body: usize) -> usize {
+    prost::encoding::encoded_len_varint(body as u64) + body
+}
+
 pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireError> {
     Ok(match protocol {
         Protocol::Peers => {

@@ -1,0 +1,742 @@
+//! The discrete-event engine: one queue of timed events, ordered by (time,
+//! sequence number) so ties break the same way every run, and the driver
+//! that carries out each core's actions the way `net::event_loop` does.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use bytes::Bytes;
+use libp2p::{Multiaddr, PeerId};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::network::NetModel;
+use super::record::{Kind, Record};
+use super::scenario::{Scenario, ScenarioError};
+use crate::atlas::{
+    Action, Core, CoreConfig, Event, InboundId, Instant, Origin, PeerRecord, Request, RequestId,
+    Response,
+};
+use crate::net::wire;
+use crate::zonefile::Hash160;
+
+pub type NodeId = u32;
+
+/// What a node is, for the driver (the core is the same in all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Seed,
+    Honest,
+    /// Advertises its files but never serves them.
+    Withholder,
+    /// Answers peer exchanges with fake identities.
+    Sybil,
+}
+
+/// One side of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub epoch: u64,
+    pub last_active: u64,
+}
+
+pub struct SimNode {
+    pub core: Core,
+    pub peer: PeerId,
+    pub addr: Multiaddr,
+    pub alive: bool,
+    pub role: Role,
+    pub group: u16,
+    /// Zone files on this node's disk, by file number.
+    pub held: Vec<u64>,
+    pub held_count: u32,
+    pub pending: BTreeMap<Hash160, Bytes>,
+    /// Whitelist entries this node's follower has delivered.
+    pub whitelist_len: usize,
+    pub timer: Option<Instant>,
+    pub conns: BTreeMap<NodeId, Conn>,
+    inbound: HashMap<u64, (NodeId, RequestId, Kind)>,
+    next_inbound: u64,
+    /// Our requests awaiting an answer: id -> (target, kind).
+    inflight: HashMap<RequestId, (Option<NodeId>, Kind)>,
+    pub up_free: u64,
+    pub down_free: u64,
+    pub joined_us: u64,
+    pub left_us: Option<u64>,
+    /// Peer exchanges answered: where the walk has been.
+    pub walk_visits: u64,
+}
+
+impl SimNode {
+    pub fn holds(&self, file: u32) -> bool {
+        self.held
+            .get(file as usize / 64)
+            .is_some_and(|w| w & (1 << (file % 64)) != 0)
+    }
+
+    /// Marks `file` held; false if it already was.
+    fn hold(&mut self, file: u32) -> bool {
+        let (w, bit) = (file as usize / 64, 1u64 << (file % 64));
+        if self.held.len() <= w {
+            self.held.resize(w + 1, 0);
+        }
+        let new = self.held[w] & bit == 0;
+        self.held[w] |= bit;
+        self.held_count += new as u32;
+        new
+    }
+
+    pub fn counts(&self) -> bool {
+        self.alive && self.role != Role::Sybil
+    }
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    Request { id: RequestId, request: Request },
+    Response { id: RequestId, response: Response },
+}
+
+#[derive(Debug)]
+pub enum Ev {
+    Timer(NodeId),
+    Deliver {
+        to: NodeId,
+        from: NodeId,
+        msg: Msg,
+    },
+    /// A request that could not be sent: a dial that failed.
+    Failed {
+        to: NodeId,
+        peer: PeerId,
+        id: RequestId,
+    },
+    Connected {
+        dialer: NodeId,
+        listener: NodeId,
+        epoch: u64,
+    },
+    Closed {
+        to: NodeId,
+        from: NodeId,
+        epoch: u64,
+    },
+    Start(NodeId),
+    Whitelist {
+        node: NodeId,
+        upto: usize,
+    },
+    Upload {
+        node: NodeId,
+        file: u32,
+    },
+    Block,
+    Churn,
+    PartitionStart,
+    PartitionHeal,
+    DataLoss,
+    Sample,
+    IdleSweep,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Bytes a response to a zone-file request may carry (as `net::event_loop`).
+const SERVE_BUDGET: usize = 1 << 20;
+/// Fake records a Sybil node puts in one peer-exchange answer (about what
+/// fits in the 64 KiB frame limit).
+const SYBIL_RECORDS: usize = 900;
+
+pub struct Sim {
+    pub nodes: Vec<SimNode>,
+    pub by_peer: HashMap<PeerId, NodeId>,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    pub now: u64,
+    pub events: u64,
+    pub rng: StdRng,
+    pub net: NetModel,
+    pub cfg: CoreConfig,
+    pub scenario: Scenario,
+    /// Every zone file of the run (announced or still to come) and its hash.
+    pub files: Vec<(Hash160, Bytes)>,
+    pub file_of: HashMap<Hash160, u32>,
+    /// The chain: announced hashes in order, and when.
+    pub announced: Vec<Hash160>,
+    pub partitioned: bool,
+    pub alive: Vec<NodeId>,
+    pub alive_pos: HashMap<NodeId, usize>,
+    pub sybil_pool: Vec<PeerRecord>,
+    next_gen: u64,
+    pub record: Record,
+    /// After this, no scripted event is left (for `stop_when_covered`).
+    pub script_ends_us: u64,
+}
+
+impl Sim {
+    pub fn new(scenario: &Scenario, seed: u64) -> Result<Sim, ScenarioError> {
+        let cfg = scenario.core_config()?;
+        let mut sim = Sim {
+            nodes: Vec::new(),
+            by_peer: HashMap::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            events: 0,
+            rng: StdRng::seed_from_u64(seed),
+            net: NetModel::new(&scenario.network, seed),
+            cfg,
+            scenario: scenario.clone(),
+            files: Vec::new(),
+            file_of: HashMap::new(),
+            announced: Vec::new(),
+            partitioned: false,
+            alive: Vec::new(),
+            alive_pos: HashMap::new(),
+            sybil_pool: Vec::new(),
+            next_gen: 0,
+            record: Record::new(),
+            script_ends_us: 0,
+        };
+        sim.setup();
+        Ok(sim)
+    }
+
+    pub fn now_s(&self) -> f64 {
+        self.now as f64 / 1e6
+    }
+
+    pub fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    pub fn run(&mut self, progress: bool) {
+        let end = (self.scenario.duration_s * 1e6) as u64;
+        let wall = std::time::Instant::now();
+        let mut last_report = wall;
+        while let Some(Reverse(q)) = self.queue.pop() {
+            if q.at > end {
+                self.now = end;
+                break;
+            }
+            self.now = q.at;
+            self.events += 1;
+            self.dispatch(q.ev);
+            if self.scenario.stop_when_covered
+                && self.now >= self.script_ends_us
+                && self.record.fully_covered()
+            {
+                break;
+            }
+            if progress && self.events % 4096 == 0 && last_report.elapsed().as_secs() >= 2 {
+                last_report = std::time::Instant::now();
+                eprintln!(
+                    "[{}] sim {:>8.1} s  wall {:>6.1} s  events {:>11}  live {:>6}  coverage {:.4}",
+                    self.scenario.name,
+                    self.now_s(),
+                    wall.elapsed().as_secs_f64(),
+                    self.events,
+                    self.record.live,
+                    self.record.coverage()
+                );
+            }
+        }
+        self.finish();
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Timer(n) => {
+                let node = &mut self.nodes[n as usize];
+                if !node.alive || node.timer != Some(Instant::from_micros(self.now)) {
+                    return;
+                }
+                node.timer = None;
+                node.core.handle_timeout(Instant::from_micros(self.now));
+                self.drain(n);
+            }
+            Ev::Deliver { to, from, msg } => self.deliver(to, from, msg),
+            Ev::Failed { to, peer, id } => {
+                if self.nodes[to as usize].alive
+                    && self.nodes[to as usize].inflight.remove(&id).is_some()
+                {
+                    self.feed(to, Event::RequestFailed { peer, id });
+                }
+            }
+            Ev::Connected {
+                dialer,
+                listener,
+                epoch,
+            } => self.connected(dialer, listener, epoch),
+            Ev::Closed { to, from, epoch } => self.closed(to, from, epoch),
+            Ev::Start(n) => {
+                if self.nodes[n as usize].left_us.is_none() {
+                    self.start_node(n);
+                }
+            }
+            Ev::Whitelist { node, upto } => self.deliver_whitelist(node, upto),
+            Ev::Upload { node, file } => self.upload(node, file),
+            Ev::Block => self.block(),
+            Ev::Churn => self.churn(),
+            Ev::PartitionStart => self.partition_start(),
+            Ev::PartitionHeal => self.partitioned = false,
+            Ev::DataLoss => self.data_loss(),
+            Ev::Sample => self.sample(),
+            Ev::IdleSweep => self.idle_sweep(),
+        }
+    }
+
+    /// Feeds one event to a live node's core and carries out what follows.
+    pub fn feed(&mut self, n: NodeId, event: Event) {
+        let node = &mut self.nodes[n as usize];
+        if !node.alive {
+            return;
+        }
+        node.core.handle(Instant::from_micros(self.now), event);
+        self.drain(n);
+    }
+
+    /// Carries out a core's actions until it has none, then re-arms its timer.
+    pub fn drain(&mut self, n: NodeId) {
+        loop {
+            let Some(action) = self.nodes[n as usize].core.poll_action() else {
+                break;
+            };
+            self.execute(n, action);
+        }
+        self.nodes[n as usize].core.drain_observations();
+        // A deadline already past fires now; the stored time is the one queued.
+        let now = self.now;
+        let next = self.nodes[n as usize]
+            .core
+            .poll_timeout()
+            .map(|t| t.max(Instant::from_micros(now)));
+        let node = &mut self.nodes[n as usize];
+        if next != node.timer {
+            node.timer = next;
+            if let Some(t) = next {
+                self.schedule(t.as_micros(), Ev::Timer(n));
+            }
+        }
+    }
+
+    fn execute(&mut self, n: NodeId, action: Action) {
+        let now = Instant::from_micros(self.now);
+        match action {
+            Action::Send {
+                peer, id, request, ..
+            } => self.send(n, peer, id, request),
+            Action::Respond { id, response, .. } => self.respond(n, id, response),
+            Action::ServeZonefiles { id, hashes, .. } => {
+                if self.nodes[n as usize].role == Role::Withholder {
+                    // Silence: the asker's request times out.
+                    self.nodes[n as usize].inbound.remove(&id.0);
+                    return;
+                }
+                let node = &self.nodes[n as usize];
+                let (mut found, mut missing, mut used) = (Vec::new(), Vec::new(), 0);
+                for h in hashes {
+                    match self.file_of.get(&h) {
+                        Some(&f) if node.holds(f) => {
+                            let b = &self.files[f as usize].1;
+                            if used + b.len() > SERVE_BUDGET && !found.is_empty() {
+                                continue;
+                            }
+                            used += b.len();
+                            found.push(b.clone());
+                        }
+                        _ => missing.push(h),
+                    }
+                }
+                let response = Response::Zonefiles {
+                    zonefiles: found,
+                    missing,
+                };
+                self.respond(n, id, response);
+            }
+            Action::Disconnect { peer } => {
+                if let Some(&b) = self.by_peer.get(&peer) {
+                    self.close(n, b);
+                }
+            }
+            Action::Store {
+                hash,
+                bytes,
+                origin,
+            } => {
+                if let Some(&f) = self.file_of.get(&hash) {
+                    self.store(n, f);
+                }
+                let node = &mut self.nodes[n as usize];
+                node.core.handle(
+                    now,
+                    Event::ZonefileStored {
+                        hash,
+                        bytes,
+                        origin,
+                    },
+                );
+            }
+            Action::Stash { hash, bytes, .. } => {
+                let node = &mut self.nodes[n as usize];
+                if node.pending.len() < 4096 {
+                    node.pending.insert(hash, bytes);
+                }
+            }
+            Action::Penalize { .. } => {}
+        }
+    }
+
+    /// A zone file reaches a node's disk.
+    pub fn store(&mut self, n: NodeId, file: u32) {
+        let counts = self.nodes[n as usize].counts();
+        if self.nodes[n as usize].hold(file) && counts {
+            let now = self.now;
+            self.record.stored(file, now);
+        }
+    }
+
+    fn send(&mut self, a: NodeId, peer: PeerId, id: RequestId, request: Request) {
+        let kind = Kind::of(&request);
+        let target = self.by_peer.get(&peer).copied();
+        self.nodes[a as usize].inflight.insert(id, (target, kind));
+        let Some(b) = target.filter(|b| self.nodes[*b as usize].alive) else {
+            // Nobody there: a fake identity, or a node that left. The dial
+            // fails after the timeout (nothing answers) or a round trip
+            // (the host refuses).
+            let delay = match target {
+                Some(b) => 2 * self.net.latency_us(a, b),
+                None => self.net.dial_timeout_us,
+            };
+            self.schedule(self.now + delay, Ev::Failed { to: a, peer, id });
+            return;
+        };
+        if self.cut(a, b) {
+            let delay = self.net.dial_timeout_us;
+            if !self.nodes[a as usize].conns.contains_key(&b) {
+                self.schedule(self.now + delay, Ev::Failed { to: a, peer, id });
+            }
+            // On an existing connection the message is lost; the close
+            // that the partition caused fails the request.
+            return;
+        }
+        let ready = self.ensure_connection(a, b);
+        let size = wire::request_len(&request);
+        self.record.sent(kind, size);
+        let at = self.transmit(a, b, ready, size);
+        self.schedule(
+            at,
+            Ev::Deliver {
+                to: b,
+                from: a,
+                msg: Msg::Request { id, request },
+            },
+        );
+    }
+
+    fn respond(&mut self, b: NodeId, id: InboundId, mut response: Response) {
+        let Some((a, rid, kind)) = self.nodes[b as usize].inbound.remove(&id.0) else {
+            return;
+        };
+        if !self.nodes[b as usize].conns.contains_key(&a) || self.cut(a, b) {
+            return;
+        }
+        if self.nodes[b as usize].role == Role::Sybil
+            && let Response::Peers { peers, .. } = &mut response
+        {
+            *peers = self.sybil_records();
+        }
+        let size = wire::response_len(&response);
+        self.record.sent(kind, size);
+        let at = self.transmit(b, a, self.now, size);
+        self.schedule(
+            at,
+            Ev::Deliver {
+                to: a,
+                from: b,
+                msg: Msg::Response { id: rid, response },
+            },
+        );
+    }
+
+    fn sybil_records(&mut self) -> Vec<PeerRecord> {
+        use rand::Rng;
+        let pool = self.sybil_pool.len();
+        (0..SYBIL_RECORDS.min(pool))
+            .map(|_| self.sybil_pool[self.rng.random_range(0..pool)].clone())
+            .collect()
+    }
+
+    fn deliver(&mut self, to: NodeId, from: NodeId, msg: Msg) {
+        if !self.nodes[to as usize].alive || !self.nodes[to as usize].conns.contains_key(&from) {
+            return;
+        }
+        let now = self.now;
+        let from_peer = self.nodes[from as usize].peer;
+        if let Some(c) = self.nodes[to as usize].conns.get_mut(&from) {
+            c.last_active = now;
+        }
+        match msg {
+            Msg::Request { id, request } => {
+                let node = &mut self.nodes[to as usize];
+                let iid = node.next_inbound;
+                node.next_inbound += 1;
+                node.inbound.insert(iid, (from, id, Kind::of(&request)));
+                if matches!(request, Request::PeerExchange { .. }) {
+                    node.walk_visits += 1;
+                }
+                self.feed(
+                    to,
+                    Event::Request {
+                        peer: from_peer,
+                        id: InboundId(iid),
+                        request,
+                    },
+                );
+            }
+            Msg::Response { id, response } => {
+                if self.nodes[to as usize].inflight.remove(&id).is_some() {
+                    self.feed(
+                        to,
+                        Event::Response {
+                            peer: from_peer,
+                            id,
+                            response,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// When the connection a->b can carry data, dialing if there is none.
+    fn ensure_connection(&mut self, a: NodeId, b: NodeId) -> u64 {
+        let now = self.now;
+        if let Some(c) = self.nodes[a as usize].conns.get_mut(&b) {
+            c.last_active = c.last_active.max(now);
+            return c.last_active;
+        }
+        // TCP, Noise and Yamux negotiation: about one and a half round trips.
+        let ready = now + 3 * self.net.latency_us(a, b);
+        self.next_gen += 1;
+        let conn = Conn {
+            epoch: self.next_gen,
+            last_active: ready,
+        };
+        self.nodes[a as usize].conns.insert(b, conn);
+        self.nodes[b as usize].conns.insert(a, conn);
+        self.schedule(
+            ready,
+            Ev::Connected {
+                dialer: a,
+                listener: b,
+                epoch: conn.epoch,
+            },
+        );
+        ready
+    }
+
+    fn connected(&mut self, a: NodeId, b: NodeId, epoch: u64) {
+        let live = |s: &Sim, x: NodeId, y: NodeId| {
+            s.nodes[x as usize].alive
+                && s.nodes[x as usize]
+                    .conns
+                    .get(&y)
+                    .is_some_and(|c| c.epoch == epoch)
+        };
+        if !(live(self, a, b) && live(self, b, a)) {
+            return;
+        }
+        let (pa, pb) = (self.nodes[a as usize].peer, self.nodes[b as usize].peer);
+        let (addr_a, addr_b) = (
+            self.nodes[a as usize].addr.clone(),
+            self.nodes[b as usize].addr.clone(),
+        );
+        self.feed(
+            b,
+            Event::PeerConnected {
+                peer: pa,
+                dialed_addr: None,
+            },
+        );
+        // Identify tells each side the other's listen address.
+        self.feed(
+            b,
+            Event::PeerAddresses {
+                peer: pa,
+                addrs: vec![addr_a],
+            },
+        );
+        self.feed(
+            a,
+            Event::PeerConnected {
+                peer: pb,
+                dialed_addr: Some(addr_b),
+            },
+        );
+    }
+
+    /// `a` closes its connection to `b`; `b` notices a one-way delay later.
+    pub fn close(&mut self, a: NodeId, b: NodeId) {
+        let Some(c) = self.nodes[a as usize].conns.get(&b).copied() else {
+            return;
+        };
+        let delay = self.net.latency_us(a, b);
+        self.closed(a, b, c.epoch);
+        self.schedule(
+            self.now + delay,
+            Ev::Closed {
+                to: b,
+                from: a,
+                epoch: c.epoch,
+            },
+        );
+    }
+
+    /// `to` learns its connection to `from` is gone: what it had in flight
+    /// there fails, then the core hears of the disconnect.
+    pub fn closed(&mut self, to: NodeId, from: NodeId, epoch: u64) {
+        let node = &mut self.nodes[to as usize];
+        if node.conns.get(&from).is_none_or(|c| c.epoch != epoch) {
+            return;
+        }
+        node.conns.remove(&from);
+        if !node.alive {
+            return;
+        }
+        let mut failed: Vec<RequestId> = node
+            .inflight
+            .iter()
+            .filter(|(_, (t, _))| *t == Some(from))
+            .map(|(id, _)| *id)
+            .collect();
+        failed.sort();
+        let peer = self.nodes[from as usize].peer;
+        for id in failed {
+            self.nodes[to as usize].inflight.remove(&id);
+            self.feed(to, Event::RequestFailed { peer, id });
+        }
+        self.feed(to, Event::PeerDisconnected { peer });
+    }
+
+    /// When a message of `size` bytes sent by `a` at `start` is in `b`'s hands.
+    fn transmit(&mut self, a: NodeId, b: NodeId, start: u64, size: usize) -> u64 {
+        let ser = self.net.serialize_us(size);
+        let lat = self.net.latency_us(a, b);
+        let loss = self.net.loss_delay_us(&mut self.rng, lat);
+        let sender = &mut self.nodes[a as usize];
+        let sent = start.max(sender.up_free) + ser;
+        sender.up_free = sent;
+        let receiver = &mut self.nodes[b as usize];
+        let arrived = (sent + lat + loss).max(receiver.down_free + ser);
+        receiver.down_free = arrived;
+        arrived
+    }
+
+    /// Whether the partition separates two nodes.
+    pub fn cut(&self, a: NodeId, b: NodeId) -> bool {
+        self.partitioned && self.nodes[a as usize].group != self.nodes[b as usize].group
+    }
+
+    fn idle_sweep(&mut self) {
+        let idle = self.net.idle_timeout_us;
+        let mut to_close = Vec::new();
+        for &n in &self.alive {
+            let node = &self.nodes[n as usize];
+            for (&b, c) in &node.conns {
+                let busy = node.inflight.values().any(|(t, _)| *t == Some(b));
+                if n < b && c.last_active + idle < self.now && !busy {
+                    to_close.push((n, b));
+                }
+            }
+        }
+        to_close.sort_unstable();
+        for (a, b) in to_close {
+            self.close(a, b);
+        }
+        self.schedule(self.now + idle / 4, Ev::IdleSweep);
+    }
+
+    pub fn new_node_state(
+        core: Core,
+        peer: PeerId,
+        addr: Multiaddr,
+        role: Role,
+        group: u16,
+        now: u64,
+    ) -> SimNode {
+        SimNode {
+            core,
+            peer,
+            addr,
+            alive: true,
+            role,
+            group,
+            held: Vec::new(),
+            held_count: 0,
+            pending: BTreeMap::new(),
+            whitelist_len: 0,
+            timer: None,
+            conns: BTreeMap::new(),
+            inbound: HashMap::new(),
+            next_inbound: 0,
+            inflight: HashMap::new(),
+            up_free: now,
+            down_free: now,
+            joined_us: now,
+            left_us: None,
+            walk_visits: 0,
+        }
+    }
+
+    /// Keeps the store's promise: files uploaded before their announcement
+    /// wait in the inbox and count once it arrives (as `event_loop` does).
+    pub fn promote_pending(&mut self, n: NodeId, hashes: &[Hash160]) {
+        let promoted: Vec<(Hash160, Bytes)> = hashes
+            .iter()
+            .filter_map(|h| {
+                let b = self.nodes[n as usize].pending.remove(h)?;
+                Some((*h, b))
+            })
+            .collect();
+        for (hash, bytes) in promoted {
+            if let Some(&f) = self.file_of.get(&hash) {
+                self.store(n, f);
+            }
+            self.feed(
+                n,
+                Event::ZonefileStored {
+                    hash,
+                    bytes,
+                    origin: Origin::Inbox,
+                },
+            );
+        }
+    }
+}

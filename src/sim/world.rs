@@ -1,0 +1,513 @@
+//! The scenario's script: who exists, what is announced when, and the
+//! disturbances (churn, partition, data loss) at their times.
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use super::engine::{Ev, NodeId, Role, Sim};
+use super::network;
+use super::scenario::Start;
+use super::sizes;
+use crate::atlas::{Core, Event, Instant, PeerRecord};
+use crate::zonefile::Hash160;
+
+fn secs(s: f64) -> u64 {
+    (s * 1e6) as u64
+}
+
+/// A zone file of `size` bytes, unique by its number, shaped like the real ones.
+fn zonefile(i: usize, size: usize) -> Bytes {
+    let mut text = format!(
+        "$ORIGIN sim{i}.id\n$TTL 3600\n_http._tcp\tIN\tURI\t10\t1\t\"https://example.org/{i}.json\"\n"
+    );
+    while text.len() < size {
+        text.push_str("; padding to the size drawn from the corpus\n");
+    }
+    text.truncate(size.max(40));
+    Bytes::from(text)
+}
+
+impl Sim {
+    pub(super) fn setup(&mut self) {
+        let sc = self.scenario.clone();
+        // Every file of the run, made up front so sizes do not depend on timing.
+        let blocks = if sc.publish.files_per_block == 0 {
+            0
+        } else {
+            let until = if sc.publish.until_s > 0.0 {
+                sc.publish.until_s.min(sc.duration_s)
+            } else {
+                sc.duration_s
+            };
+            ((until - sc.publish.first_block_s).max(0.0) / sc.publish.block_interval_s).floor()
+                as usize
+                + 1
+        };
+        let total = sc.files + blocks * sc.publish.files_per_block;
+        for i in 0..total {
+            let b = zonefile(i, sizes::draw(&mut self.rng));
+            let h = Hash160::of(&b);
+            self.file_of.insert(h, i as u32);
+            self.files.push((h, b));
+        }
+        self.announced = self.files[..sc.files].iter().map(|(h, _)| *h).collect();
+        self.record.set_files(total, sc.files);
+        for (i, _) in self.files[..sc.files].iter().enumerate() {
+            self.record.announce(i as u32, 0);
+        }
+
+        self.sybil_pool = (0..sc.adversary.sybil_identities)
+            .map(|_| PeerRecord {
+                peer: network::peer_id(&mut self.rng),
+                addrs: vec![network::address(&mut self.rng)],
+            })
+            .collect();
+
+        // Roles: seeds first, then Sybil nodes and withholders among the rest.
+        let mut roles = vec![Role::Honest; sc.nodes];
+        for r in roles.iter_mut().take(sc.seeds) {
+            *r = Role::Seed;
+        }
+        let mut others: Vec<usize> = (sc.seeds..sc.nodes).collect();
+        others.shuffle(&mut self.rng);
+        let withholders = (sc.adversary.withholding * (sc.nodes - sc.seeds) as f64) as usize;
+        for (k, &i) in others.iter().enumerate() {
+            if k < sc.adversary.sybil_nodes {
+                roles[i] = Role::Sybil;
+            } else if k < sc.adversary.sybil_nodes + withholders {
+                roles[i] = Role::Withholder;
+            }
+        }
+        for (i, role) in roles.into_iter().enumerate() {
+            let join = match (sc.start, role) {
+                (_, Role::Seed) | (Start::Converged, _) => 0,
+                (Start::Fresh, _) => self.rng.random_range(0..=secs(sc.join_spread_s)),
+            };
+            let n = self.create_node(role, join);
+            debug_assert_eq!(n as usize, i);
+        }
+        for i in 0..sc.nodes as NodeId {
+            let role = self.nodes[i as usize].role;
+            if role == Role::Seed || sc.start == Start::Converged {
+                self.hold_all_initial(i);
+            }
+            if sc.start == Start::Converged {
+                for _ in 0..sc.known_peers {
+                    let j = self.rng.random_range(0..sc.nodes) as NodeId;
+                    if j != i {
+                        let (p, a) = (
+                            self.nodes[j as usize].peer,
+                            self.nodes[j as usize].addr.clone(),
+                        );
+                        self.nodes[i as usize]
+                            .core
+                            .add_known_peer(p, vec![a], Instant::ZERO);
+                    }
+                }
+            }
+        }
+        // Nodes start in join order (the node number breaks ties).
+        let mut starts: Vec<(u64, NodeId)> = (0..sc.nodes as NodeId)
+            .map(|i| (self.nodes[i as usize].joined_us, i))
+            .collect();
+        starts.sort_unstable();
+        let starts_end = starts.last().map_or(0, |s| s.0);
+        for (at, i) in starts {
+            self.schedule(at, Ev::Start(i));
+        }
+
+        let end = secs(sc.duration_s);
+        // Until every first-generation node has joined, full coverage says little.
+        let mut script_end = starts_end;
+        if blocks > 0 {
+            self.schedule(secs(sc.publish.first_block_s), Ev::Block);
+            script_end = script_end.max(
+                secs(sc.publish.first_block_s + (blocks - 1) as f64 * sc.publish.block_interval_s)
+                    + secs(sc.publish.follower_lag_s + 1.0),
+            );
+        }
+        if sc.churn.rate_per_hour > 0.0 && sc.churn.until_s > sc.churn.from_s {
+            self.schedule(secs(sc.churn.from_s), Ev::Churn);
+            script_end = script_end.max(secs(sc.churn.until_s));
+        }
+        if sc.partition.groups >= 2 {
+            for i in 0..self.nodes.len() {
+                self.nodes[i].group = self.rng.random_range(0..sc.partition.groups) as u16;
+            }
+            self.schedule(secs(sc.partition.at_s), Ev::PartitionStart);
+            self.schedule(secs(sc.partition.heal_s), Ev::PartitionHeal);
+            script_end = script_end.max(secs(sc.partition.heal_s));
+        }
+        if sc.data_loss.fraction > 0.0 {
+            self.schedule(secs(sc.data_loss.at_s), Ev::DataLoss);
+            script_end = script_end.max(secs(sc.data_loss.at_s));
+        }
+        self.script_ends_us = script_end.min(end);
+        self.schedule(0, Ev::Sample);
+        self.schedule(self.net.idle_timeout_us / 4, Ev::IdleSweep);
+    }
+
+    fn hold_all_initial(&mut self, n: NodeId) {
+        let initial = self.scenario.files;
+        for f in 0..initial as u32 {
+            self.store(n, f);
+        }
+    }
+
+    /// Makes a node that starts (gets its whitelist, then its first timer) at `join_us`.
+    fn create_node(&mut self, role: Role, join_us: u64) -> NodeId {
+        let n = self.nodes.len() as NodeId;
+        let peer = network::peer_id(&mut self.rng);
+        let addr = network::address(&mut self.rng);
+        let core = Core::new(
+            self.cfg.clone(),
+            peer,
+            vec![addr.clone()],
+            self.rng.random(),
+        );
+        let mut node = Sim::new_node_state(core, peer, addr, role, 0, join_us);
+        node.alive = false;
+        self.by_peer.insert(peer, n);
+        self.nodes.push(node);
+        let seeds: Vec<(libp2p::PeerId, libp2p::Multiaddr)> = (0..self.scenario.seeds)
+            .filter(|&s| s as NodeId != n)
+            .map(|s| (self.nodes[s].peer, self.nodes[s].addr.clone()))
+            .collect();
+        for (p, a) in seeds {
+            self.nodes[n as usize]
+                .core
+                .add_seed(p, vec![a], Instant::from_micros(join_us));
+        }
+        n
+    }
+
+    /// A node comes up: it counts from now, and its follower delivers the
+    /// whole whitelist at once (it reads the chain before joining).
+    pub(super) fn start_node(&mut self, n: NodeId) {
+        if self.nodes[n as usize].alive {
+            return;
+        }
+        let now = self.now;
+        let node = &mut self.nodes[n as usize];
+        node.alive = true;
+        node.joined_us = now;
+        node.up_free = now;
+        node.down_free = now;
+        self.alive_pos.insert(n, self.alive.len());
+        self.alive.push(n);
+        if self.nodes[n as usize].role != Role::Sybil {
+            let held: Vec<u32> = (0..self.files.len() as u32)
+                .filter(|f| self.nodes[n as usize].holds(*f))
+                .collect();
+            self.record.node_up(&held, now);
+        }
+        let hashes = self.announced.clone();
+        let held: Vec<Hash160> = hashes
+            .iter()
+            .filter(|h| self.nodes[n as usize].holds(self.file_of[*h]))
+            .copied()
+            .collect();
+        let node = &mut self.nodes[n as usize];
+        node.whitelist_len = hashes.len();
+        node.core.handle(
+            Instant::from_micros(now),
+            Event::WhitelistGrew {
+                from_index: 0,
+                hashes,
+            },
+        );
+        node.core.restore_present(held);
+        self.drain(n);
+    }
+
+    /// A node stops: its peers see its connections close.
+    pub(super) fn stop_node(&mut self, n: NodeId) {
+        if !self.nodes[n as usize].alive {
+            return;
+        }
+        let conns: Vec<(NodeId, u64)> = self.nodes[n as usize]
+            .conns
+            .iter()
+            .map(|(b, c)| (*b, c.epoch))
+            .collect();
+        for (b, epoch) in conns {
+            let delay = self.net.latency_us(n, b);
+            self.schedule(
+                self.now + delay,
+                Ev::Closed {
+                    to: b,
+                    from: n,
+                    epoch,
+                },
+            );
+        }
+        let node = &mut self.nodes[n as usize];
+        node.alive = false;
+        node.conns.clear();
+        node.left_us = Some(self.now);
+        node.timer = None;
+        if let Some(pos) = self.alive_pos.remove(&n) {
+            self.alive.swap_remove(pos);
+            if let Some(&moved) = self.alive.get(pos) {
+                self.alive_pos.insert(moved, pos);
+            }
+        }
+        if self.nodes[n as usize].role != Role::Sybil {
+            let held: Vec<u32> = (0..self.files.len() as u32)
+                .filter(|f| self.nodes[n as usize].holds(*f))
+                .collect();
+            let now = self.now;
+            self.record.node_down(&held, now);
+        }
+    }
+
+    pub(super) fn deliver_whitelist(&mut self, n: NodeId, upto: usize) {
+        let node = &self.nodes[n as usize];
+        if !node.alive || node.whitelist_len >= upto {
+            return;
+        }
+        let from = node.whitelist_len;
+        let hashes = self.announced[from..upto].to_vec();
+        self.nodes[n as usize].whitelist_len = upto;
+        self.feed(
+            n,
+            Event::WhitelistGrew {
+                from_index: from as u64,
+                hashes: hashes.clone(),
+            },
+        );
+        self.promote_pending(n, &hashes);
+    }
+
+    /// A user publishes a zone file at a node's API.
+    pub(super) fn upload(&mut self, n: NodeId, file: u32) {
+        if !self.nodes[n as usize].alive {
+            return;
+        }
+        let (hash, bytes) = self.files[file as usize].clone();
+        if self.nodes[n as usize].core.is_whitelisted(&hash) {
+            self.store(n, file);
+            self.feed(
+                n,
+                Event::ZonefileStored {
+                    hash,
+                    bytes,
+                    origin: crate::atlas::Origin::Local,
+                },
+            );
+        } else {
+            self.nodes[n as usize].pending.insert(hash, bytes);
+        }
+    }
+
+    /// A block: new announcements; each file is uploaded to a random live node.
+    pub(super) fn block(&mut self) {
+        let p = self.scenario.publish.clone();
+        let from = self.announced.len();
+        let upto = (from + p.files_per_block).min(self.files.len());
+        for f in from..upto {
+            self.announced.push(self.files[f].0);
+            self.record.announce(f as u32, self.now);
+        }
+        let lag = secs(p.follower_lag_s);
+        for k in 0..self.alive.len() {
+            let n = self.alive[k];
+            let at = self.now + self.rng.random_range(0..=lag);
+            self.schedule(at, Ev::Whitelist { node: n, upto });
+        }
+        for f in from..upto {
+            let honest: Vec<NodeId> = self
+                .alive
+                .iter()
+                .copied()
+                .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
+                .collect();
+            if let Some(&n) = honest.get(self.rng.random_range(0..honest.len().max(1))) {
+                let at = self.now + self.rng.random_range(0..=lag + secs(1.0));
+                self.schedule(
+                    at,
+                    Ev::Upload {
+                        node: n,
+                        file: f as u32,
+                    },
+                );
+            }
+        }
+        let next = self.now + secs(p.block_interval_s);
+        let until = if p.until_s > 0.0 {
+            secs(p.until_s)
+        } else {
+            u64::MAX
+        };
+        if upto < self.files.len() && next <= until {
+            self.schedule(next, Ev::Block);
+        }
+    }
+
+    /// One departure and one arrival; the next pair after an exponential gap.
+    pub(super) fn churn(&mut self) {
+        let c = self.scenario.churn.clone();
+        if self.now > secs(c.until_s) {
+            return;
+        }
+        let candidates: Vec<NodeId> = self
+            .alive
+            .iter()
+            .copied()
+            .filter(|n| self.nodes[*n as usize].role == Role::Honest)
+            .collect();
+        if !candidates.is_empty() {
+            let gone = candidates[self.rng.random_range(0..candidates.len())];
+            self.stop_node(gone);
+            let n = self.create_node(Role::Honest, self.now);
+            if self.partitioned || self.scenario.partition.groups >= 2 {
+                self.nodes[n as usize].group = self
+                    .rng
+                    .random_range(0..self.scenario.partition.groups.max(1))
+                    as u16;
+            }
+            self.start_node(n);
+        }
+        let rate_per_us = c.rate_per_hour * self.alive.len() as f64 / 3600e6;
+        let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
+        let gap = (-u.ln() / rate_per_us) as u64;
+        self.schedule(self.now + gap.max(1), Ev::Churn);
+    }
+
+    /// The overlay splits: connections across the cut die, noticed when
+    /// pings time out (about 20 s).
+    pub(super) fn partition_start(&mut self) {
+        self.partitioned = true;
+        let mut cross = Vec::new();
+        for &a in &self.alive {
+            for (&b, c) in &self.nodes[a as usize].conns {
+                if a < b && self.cut(a, b) {
+                    cross.push((a, b, c.epoch));
+                }
+            }
+        }
+        cross.sort_unstable();
+        for (a, b, epoch) in cross {
+            let at = self.now + secs(20.0);
+            self.schedule(
+                at,
+                Ev::Closed {
+                    to: a,
+                    from: b,
+                    epoch,
+                },
+            );
+            self.schedule(
+                at,
+                Ev::Closed {
+                    to: b,
+                    from: a,
+                    epoch,
+                },
+            );
+        }
+    }
+
+    /// Some nodes lose their disks and restart: same identity, nothing else.
+    pub(super) fn data_loss(&mut self) {
+        let mut victims: Vec<NodeId> = self
+            .alive
+            .iter()
+            .copied()
+            .filter(|n| self.nodes[*n as usize].role == Role::Honest)
+            .collect();
+        victims.sort_unstable();
+        victims.shuffle(&mut self.rng);
+        let count = (self.scenario.data_loss.fraction * victims.len() as f64).round() as usize;
+        for &v in victims.iter().take(count) {
+            self.stop_node(v);
+            let (peer, group) = (self.nodes[v as usize].peer, self.nodes[v as usize].group);
+            let n = self.create_node(Role::Honest, self.now);
+            // Same identity as before: the new slot answers for it.
+            let fresh_peer = self.nodes[n as usize].peer;
+            self.by_peer.remove(&fresh_peer);
+            self.by_peer.insert(peer, n);
+            let addr = self.nodes[n as usize].addr.clone();
+            let core = Core::new(self.cfg.clone(), peer, vec![addr], self.rng.random());
+            let node = &mut self.nodes[n as usize];
+            node.core = core;
+            node.peer = peer;
+            node.group = group;
+            for s in 0..self.scenario.seeds {
+                let (p, a) = (self.nodes[s].peer, self.nodes[s].addr.clone());
+                self.nodes[n as usize]
+                    .core
+                    .add_seed(p, vec![a], Instant::from_micros(self.now));
+            }
+            self.record.data_lost(n, self.now);
+            self.start_node(n);
+        }
+    }
+
+    pub(super) fn sample(&mut self) {
+        let degrees = self.record.wants_degrees().then(|| {
+            self.alive
+                .iter()
+                .filter(|n| self.nodes[**n as usize].counts())
+                .map(|n| self.nodes[*n as usize].core.status().neighbors)
+                .collect::<Vec<usize>>()
+        });
+        let partitioned = self.partitioned;
+        let announced = self.announced.len() as u32;
+        let now = self.now;
+        for (n, _, back) in self.record.losses.iter_mut() {
+            let node = &self.nodes[*n as usize];
+            if back.is_none() && node.alive && node.held_count >= announced {
+                *back = Some(now);
+            }
+        }
+        self.record.sample(self.now, partitioned, degrees);
+        let next = self.now + secs(self.scenario.sample_s);
+        self.schedule(next, Ev::Sample);
+    }
+
+    /// End-of-run measurements that need the nodes.
+    pub(super) fn finish(&mut self) {
+        let degrees: Vec<usize> = self
+            .alive
+            .iter()
+            .filter(|n| self.nodes[**n as usize].counts())
+            .map(|n| self.nodes[*n as usize].core.status().neighbors)
+            .collect();
+        self.record
+            .sample(self.now, self.partitioned, Some(degrees));
+        // Honest nodes' neighbour slots held by honest nodes.
+        let (mut honest, mut total) = (0u64, 0u64);
+        for &n in &self.alive {
+            if !self.nodes[n as usize].counts() {
+                continue;
+            }
+            for (p, _, _) in self.nodes[n as usize].core.neighbor_list() {
+                total += 1;
+                if let Some(&b) = self.by_peer.get(&p)
+                    && self.nodes[b as usize].role != Role::Sybil
+                {
+                    honest += 1;
+                }
+            }
+        }
+        self.record.honest_neighbor_fraction = (total > 0).then(|| honest as f64 / total as f64);
+        // Where the walk went: visits per node per second alive, non-seeds.
+        let mut visits = Vec::new();
+        for node in &self.nodes {
+            if node.role == Role::Seed || node.role == Role::Sybil {
+                continue;
+            }
+            let alive_s = (node
+                .left_us
+                .unwrap_or(self.now)
+                .saturating_sub(node.joined_us)) as f64
+                / 1e6;
+            if alive_s > 0.0 {
+                visits.push((node.walk_visits, alive_s));
+            }
+        }
+        self.record.walk_visits = visits;
+    }
+}
