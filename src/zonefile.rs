@@ -103,3 +103,50 @@ mod tests {
         ));
     }
 }
+
+/// Hashes a `Hash160` key by its first eight bytes, mixed with a key drawn
+/// once per process. The bytes are already a cryptographic hash, so this is
+/// as good as SipHash over all twenty, at a fraction of the cost on the
+/// replication hot path (every received file is looked up several times).
+#[derive(Clone, Copy, Default)]
+pub struct Hash160Hasher(u64);
+
+impl std::hash::Hasher for Hash160Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = (self.0 ^ u64::from_le_bytes(word)).rotate_left(29);
+    }
+
+    fn write_usize(&mut self, _len: usize) {
+        // The length prefix of a fixed-size array carries nothing.
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0 ^ process_key();
+        z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z ^ (z >> 33)
+    }
+}
+
+fn process_key() -> u64 {
+    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+    })
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct BuildHash160;
+
+impl std::hash::BuildHasher for BuildHash160 {
+    type Hasher = Hash160Hasher;
+    fn build_hasher(&self) -> Hash160Hasher {
+        Hash160Hasher(0)
+    }
+}
+
+pub type Hash160Map<V> = std::collections::HashMap<Hash160, V, BuildHash160>;
+pub type Hash160Set = std::collections::HashSet<Hash160, BuildHash160>;

@@ -33,7 +33,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::zonefile::Hash160;
+use crate::zonefile::{Hash160, Hash160Map, Hash160Set};
 use inventory::RangeSet;
 pub use messages::{ChainView, PeerRecord, Protocol, Request, Response};
 use peers::PeerTable;
@@ -77,6 +77,11 @@ pub struct CoreConfig {
     pub peer_table_capacity: usize,
     pub peer_table_per_group: usize,
     pub ban_secs: u64,
+    /// Every so often one outbound neighbour is replaced by a fresh walk
+    /// sample (the walk restarting from a random known peer), so the overlay
+    /// stays a random graph: it heals after a partition and cannot be
+    /// frozen by whoever we met first. 0 turns it off.
+    pub neighbor_rotation_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -100,6 +105,7 @@ impl Default for CoreConfig {
             peer_table_capacity: 4096,
             peer_table_per_group: 256,
             ban_secs: 3_600,
+            neighbor_rotation_ms: 600_000,
         }
     }
 }
@@ -156,6 +162,10 @@ impl CoreConfig {
         check(
             self.inventory_resync_ms >= 1_000 && self.heartbeat_ms >= 1_000,
             "inventory_resync_ms and heartbeat_ms must be at least 1000",
+        )?;
+        check(
+            self.neighbor_rotation_ms == 0 || self.neighbor_rotation_ms >= 1_000,
+            "neighbor_rotation_ms must be 0 (off) or at least 1000",
         )?;
         Ok(())
     }
@@ -305,6 +315,8 @@ pub enum Action {
 pub enum Observation {
     FetchLatency(Duration),
     PushFanout(u32),
+    /// Where a walk step landed (a sample of the MHRW-DA walk).
+    WalkSample(PeerId),
 }
 
 /// Counters kept by the core; the driver exports them as metrics.
@@ -365,10 +377,10 @@ pub struct Core {
     whitelist: Vec<Hash160>,
     /// `tips[i]` digests entries `0..=i`; the view's tip is the last one.
     tips: Vec<[u8; 20]>,
-    indices_of: HashMap<Hash160, Vec<u64>>,
+    indices_of: Hash160Map<Vec<u64>>,
     present: RangeSet,
     /// Verified files handed to the store and not yet confirmed.
-    storing: HashSet<Hash160>,
+    storing: Hash160Set,
 
     peers: PeerTable,
     connected: HashSet<PeerId>,
@@ -385,6 +397,9 @@ pub struct Core {
     delta: RangeSet,
     delta_due: Option<Instant>,
     next_housekeeping: Instant,
+    next_rotation: Instant,
+    /// The next walk sample replaces an outbound neighbour.
+    rotate_due: bool,
 
     actions: VecDeque<Action>,
     observations: Vec<Observation>,
@@ -410,9 +425,9 @@ impl Core {
             rng: StdRng::seed_from_u64(seed),
             whitelist: Vec::new(),
             tips: Vec::new(),
-            indices_of: HashMap::new(),
+            indices_of: Hash160Map::default(),
             present: RangeSet::new(),
-            storing: HashSet::new(),
+            storing: Hash160Set::default(),
             peers,
             connected: HashSet::new(),
             neighbors: HashMap::new(),
@@ -426,6 +441,8 @@ impl Core {
             delta: RangeSet::new(),
             delta_due: None,
             next_housekeeping: Instant::ZERO,
+            next_rotation: Instant::ZERO,
+            rotate_due: false,
             actions: VecDeque::new(),
             observations: Vec::new(),
             stats: Stats::default(),

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 
 use super::messages::{PeerRecord, Request};
 use super::time::Instant;
-use super::{Action, Core, CoreConfig, Neighbor, Pending};
+use super::{Action, Core, CoreConfig, Neighbor, Observation, Pending};
 
 impl Core {
     pub(super) fn outbound_count(&self) -> usize {
@@ -76,7 +76,13 @@ impl Core {
         if self.walker.awaiting().is_some() {
             return;
         }
-        let start = self.peers.walkable(now);
+        // Listing every walkable peer is the costly part of a step; only a
+        // restart needs it.
+        let start = if self.walker.needs_start() {
+            self.peers.walkable(now)
+        } else {
+            Vec::new()
+        };
         if let Some(target) = self.walker.next_query(&mut self.rng, &start) {
             self.query_walk_target(now, target);
         }
@@ -104,7 +110,10 @@ impl Core {
     pub(super) fn on_walk_reply(&mut self, now: Instant, from: PeerId, ids: Vec<PeerId>) {
         self.stats.walk_steps += 1;
         match self.walker.on_reply(&mut self.rng, from, ids) {
-            Some(sample) => self.consider_neighbor(now, sample),
+            Some(sample) => {
+                self.observations.push(Observation::WalkSample(sample));
+                self.consider_neighbor(now, sample)
+            }
             // Delayed acceptance: the step is not over until the alternative answers.
             None => {
                 if let Some(alt) = self.walker.awaiting() {
@@ -126,11 +135,25 @@ impl Core {
 
     /// A walk sample becomes an outbound neighbour if we are short of K.
     fn consider_neighbor(&mut self, now: Instant, sample: PeerId) {
-        if sample == self.local
-            || self.outbound_count() >= self.cfg.neighbors
-            || self.peers.is_banned(&sample, now)
-        {
+        if sample == self.local || self.peers.is_banned(&sample, now) {
             return;
+        }
+        if self.outbound_count() >= self.cfg.neighbors {
+            if !self.rotate_due || self.neighbors.contains_key(&sample) {
+                return;
+            }
+            self.rotate_due = false;
+            let mut outbound: Vec<PeerId> = self
+                .neighbors
+                .iter()
+                .filter(|(_, n)| n.outbound)
+                .map(|(p, _)| *p)
+                .collect();
+            outbound.sort();
+            if let Some(&victim) = outbound.choose(&mut self.rng) {
+                self.drop_neighbor(now, victim);
+                self.actions.push_back(Action::Disconnect { peer: victim });
+            }
         }
         match self.neighbors.get_mut(&sample) {
             // The walk chose a peer that already chose us: the link now counts
@@ -183,6 +206,15 @@ impl Core {
 
     /// Once a second: heartbeats, periodic full resyncs, peer-table upkeep.
     pub(super) fn housekeeping(&mut self, now: Instant) {
+        if self.cfg.neighbor_rotation_ms > 0 && now >= self.next_rotation {
+            self.next_rotation = now + CoreConfig::ms(self.cfg.neighbor_rotation_ms);
+            if self.outbound_count() >= self.cfg.neighbors && now > Instant::ZERO {
+                // The sample comes from a restart, so it can land anywhere we know of.
+                self.rotate_due = true;
+                self.walker.restart_now();
+                self.next_walk = now;
+            }
+        }
         let heartbeat = Duration::from_millis(self.cfg.heartbeat_ms);
         let mut resync = Vec::new();
         let mut idle = Vec::new();

@@ -89,6 +89,8 @@ impl PeerEntry {
 pub struct PeerTable {
     local: PeerId,
     entries: HashMap<PeerId, PeerEntry>,
+    /// Entries per network group, kept up to date so admission is O(1).
+    group_sizes: HashMap<u64, usize>,
     capacity: usize,
     per_group: usize,
     ban_duration: Duration,
@@ -99,6 +101,7 @@ impl PeerTable {
         PeerTable {
             local,
             entries: HashMap::new(),
+            group_sizes: HashMap::new(),
             capacity,
             per_group,
             ban_duration,
@@ -171,7 +174,7 @@ impl PeerTable {
             return true;
         }
         let group = addrs.first().map(net_group).unwrap_or(0);
-        let in_group = self.entries.values().filter(|e| e.group == group).count();
+        let in_group = self.group_sizes.get(&group).copied().unwrap_or(0);
         if in_group >= self.per_group && !self.evict_one(now, Some(group)) {
             return false;
         }
@@ -180,6 +183,7 @@ impl PeerTable {
         }
         let mut addrs = addrs;
         addrs.truncate(MAX_ADDRS);
+        *self.group_sizes.entry(group).or_default() += 1;
         self.entries.insert(
             peer,
             PeerEntry {
@@ -196,36 +200,45 @@ impl PeerTable {
         true
     }
 
-    /// Evicts the unpinned peer with the worst standing, preferring the most
-    /// crowded group so that diversity grows; never-seen peers go first.
+    /// Makes room by evicting the unpinned peers with the worst standing,
+    /// preferring the most crowded groups so that diversity grows; never-seen
+    /// peers go first. A sixteenth of the candidates go at once, so a flood of
+    /// new addresses costs one scan per sixteen admissions, not one each.
     fn evict_one(&mut self, now: Instant, group: Option<u64>) -> bool {
-        let mut group_sizes: HashMap<u64, usize> = HashMap::new();
-        for e in self.entries.values() {
-            *group_sizes.entry(e.group).or_default() += 1;
-        }
-        let victim = self
+        let group_sizes = &self.group_sizes;
+        type Key = (std::cmp::Reverse<usize>, bool, i64, Option<Instant>, PeerId);
+        let mut candidates: Vec<Key> = self
             .entries
             .iter()
             .filter(|(_, e)| !e.pinned && group.is_none_or(|g| e.group == g))
-            .min_by(|(pa, a), (pb, b)| {
-                let key = |e: &PeerEntry| {
-                    (
-                        std::cmp::Reverse(group_sizes[&e.group]),
-                        e.last_seen.is_some(),
-                        (e.score(now) * 1000.0) as i64,
-                        e.last_seen,
-                    )
-                };
-                key(a).cmp(&key(b)).then(pa.cmp(pb))
+            .map(|(p, e)| {
+                (
+                    std::cmp::Reverse(group_sizes[&e.group]),
+                    e.last_seen.is_some(),
+                    (e.score(now) * 1000.0) as i64,
+                    e.last_seen,
+                    *p,
+                )
             })
-            .map(|(p, _)| *p);
-        match victim {
-            Some(p) => {
-                self.entries.remove(&p);
-                true
-            }
-            None => false,
+            .collect();
+        if candidates.is_empty() {
+            return false;
         }
+        let batch = (candidates.len() / 16).max(1);
+        if batch < candidates.len() {
+            candidates.select_nth_unstable(batch - 1);
+        }
+        for key in &candidates[..batch] {
+            if let Some(e) = self.entries.remove(&key.4)
+                && let Some(n) = self.group_sizes.get_mut(&e.group)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.group_sizes.remove(&e.group);
+                }
+            }
+        }
+        true
     }
 
     pub fn seen(&mut self, peer: &PeerId, now: Instant) {

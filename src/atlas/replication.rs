@@ -1,8 +1,6 @@
 //! Replication: inventories, the rarest-first fetch pipeline, push, and the
 //! whitelist that decides what may be stored at all.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 use libp2p::PeerId;
 use rand::seq::SliceRandom;
@@ -11,7 +9,7 @@ use super::inventory::RangeSet;
 use super::messages::Request;
 use super::time::Instant;
 use super::{Action, Core, CoreConfig, Observation, Origin, Penalty, Pending};
-use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
+use crate::zonefile::{Hash160, Hash160Set, MAX_ZONEFILE_BYTES};
 
 /// How far down the ready queue one peer's batch may look.
 const SCAN_LIMIT: usize = 4096;
@@ -173,8 +171,8 @@ impl Core {
         }
         self.observations.push(Observation::FetchLatency(latency));
         self.sched_dirty = true;
-        let wanted: HashSet<Hash160> = requested.iter().copied().collect();
-        let mut delivered = HashSet::new();
+        let wanted: Hash160Set = requested.iter().copied().collect();
+        let mut delivered = Hash160Set::default();
         for bytes in zonefiles {
             let hash = Hash160::of(&bytes);
             if bytes.len() > MAX_ZONEFILE_BYTES

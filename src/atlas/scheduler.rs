@@ -6,11 +6,11 @@
 //! neighbour advertises waits, without timers, until one does.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::time::Instant;
-use crate::zonefile::Hash160;
+use crate::zonefile::{Hash160, Hash160Map};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchState {
@@ -38,7 +38,7 @@ type ReadyKey = (u32, Reverse<u64>, Hash160);
 
 #[derive(Debug)]
 pub struct Scheduler {
-    missing: HashMap<Hash160, Missing>,
+    missing: Hash160Map<Missing>,
     /// Idle entries that some neighbour advertises, in fetch order.
     ready: BTreeSet<ReadyKey>,
     backoff: BTreeSet<(Instant, Hash160)>,
@@ -49,7 +49,7 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(backoff_base: Duration, backoff_cap: Duration) -> Self {
         Scheduler {
-            missing: HashMap::new(),
+            missing: Hash160Map::default(),
             ready: BTreeSet::new(),
             backoff: BTreeSet::new(),
             backoff_base,

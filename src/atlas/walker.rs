@@ -54,6 +54,12 @@ impl Walker {
         }
     }
 
+    /// Whether the next step starts over from a known peer (so the caller
+    /// must supply the list to start from).
+    pub fn needs_start(&self) -> bool {
+        !matches!(&self.cur, Some((_, nb)) if !nb.is_empty())
+    }
+
     /// Whom to ask for a neighbour list next; `None` while a reply is awaited
     /// or when there is nobody to start from.
     pub fn next_query<R: Rng>(&mut self, rng: &mut R, start_from: &[PeerId]) -> Option<PeerId> {
@@ -162,6 +168,12 @@ impl Walker {
         if self.awaiting() == Some(from) {
             self.restart();
         }
+    }
+
+    /// Abandons the current walk (and any reply awaited): the next step
+    /// starts from a random known peer.
+    pub fn restart_now(&mut self) {
+        self.restart();
     }
 
     fn restart(&mut self) {

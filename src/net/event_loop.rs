@@ -368,6 +368,7 @@ impl EventLoop {
             match obs {
                 Observation::FetchLatency(d) => self.metrics.fetch_latency.observe(d.as_secs_f64()),
                 Observation::PushFanout(n) => self.metrics.push_fanout.observe(f64::from(n)),
+                Observation::WalkSample(_) => {}
             }
         }
     }

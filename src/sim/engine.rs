@@ -14,8 +14,8 @@ use super::network::NetModel;
 use super::record::{Kind, Record};
 use super::scenario::{Scenario, ScenarioError};
 use crate::atlas::{
-    Action, Core, CoreConfig, Event, InboundId, Instant, Origin, PeerRecord, Request, RequestId,
-    Response,
+    Action, Core, CoreConfig, Event, InboundId, Instant, Observation, Origin, PeerRecord, Request,
+    RequestId, Response,
 };
 use crate::net::wire;
 use crate::zonefile::Hash160;
@@ -60,11 +60,11 @@ pub struct SimNode {
     /// Our requests awaiting an answer: id -> (target, kind).
     inflight: HashMap<RequestId, (Option<NodeId>, Kind)>,
     pub up_free: u64,
-    pub down_free: u64,
     pub joined_us: u64,
     pub left_us: Option<u64>,
-    /// Peer exchanges answered: where the walk has been.
+    /// Walk samples (any node's) that landed here.
     pub walk_visits: u64,
+    walk_steps_seen: u64,
 }
 
 impl SimNode {
@@ -286,6 +286,7 @@ impl Sim {
                 if self.nodes[to as usize].alive
                     && self.nodes[to as usize].inflight.remove(&id).is_some()
                 {
+                    self.record.count("requests_failed_dial");
                     self.feed(to, Event::RequestFailed { peer, id });
                 }
             }
@@ -330,7 +331,20 @@ impl Sim {
             };
             self.execute(n, action);
         }
-        self.nodes[n as usize].core.drain_observations();
+        for obs in self.nodes[n as usize].core.drain_observations() {
+            if let Observation::WalkSample(p) = obs {
+                // Consecutive samples of one walk are correlated (a rejected
+                // move samples the same node again); every 10th is close to
+                // independent, which is what a uniformity test assumes.
+                let walker = &mut self.nodes[n as usize];
+                walker.walk_steps_seen += 1;
+                if walker.walk_steps_seen % 10 == 0
+                    && let Some(&at) = self.by_peer.get(&p)
+                {
+                    self.nodes[at as usize].walk_visits += 1;
+                }
+            }
+        }
         // A deadline already past fires now; the stored time is the one queued.
         let now = self.now;
         let next = self.nodes[n as usize]
@@ -356,6 +370,7 @@ impl Sim {
             Action::ServeZonefiles { id, hashes, .. } => {
                 if self.nodes[n as usize].role == Role::Withholder {
                     // Silence: the asker's request times out.
+                    self.record.count("requests_withheld");
                     self.nodes[n as usize].inbound.remove(&id.0);
                     return;
                 }
@@ -465,6 +480,7 @@ impl Sim {
             return;
         };
         if !self.nodes[b as usize].conns.contains_key(&a) || self.cut(a, b) {
+            self.record.count("responses_lost");
             return;
         }
         if self.nodes[b as usize].role == Role::Sybil
@@ -508,9 +524,6 @@ impl Sim {
                 let iid = node.next_inbound;
                 node.next_inbound += 1;
                 node.inbound.insert(iid, (from, id, Kind::of(&request)));
-                if matches!(request, Request::PeerExchange { .. }) {
-                    node.walk_visits += 1;
-                }
                 self.feed(
                     to,
                     Event::Request {
@@ -639,13 +652,18 @@ impl Sim {
         failed.sort();
         let peer = self.nodes[from as usize].peer;
         for id in failed {
+            self.record.count("requests_failed_connection_closed");
             self.nodes[to as usize].inflight.remove(&id);
             self.feed(to, Event::RequestFailed { peer, id });
         }
         self.feed(to, Event::PeerDisconnected { peer });
     }
 
-    /// When a message of `size` bytes sent by `a` at `start` is in `b`'s hands.
+    /// When a message of `size` bytes sent by `a` at `start` is in `b`'s
+    /// hands. Bandwidth is modelled where it binds in replication, at the
+    /// sender's uplink: messages leave one after another. (Downlinks are not
+    /// modelled: reserving them out of time order would let one late message
+    /// block a receiver that is in fact idle.)
     fn transmit(&mut self, a: NodeId, b: NodeId, start: u64, size: usize) -> u64 {
         let ser = self.net.serialize_us(size);
         let lat = self.net.latency_us(a, b);
@@ -653,10 +671,7 @@ impl Sim {
         let sender = &mut self.nodes[a as usize];
         let sent = start.max(sender.up_free) + ser;
         sender.up_free = sent;
-        let receiver = &mut self.nodes[b as usize];
-        let arrived = (sent + lat + loss).max(receiver.down_free + ser);
-        receiver.down_free = arrived;
-        arrived
+        sent + lat + loss
     }
 
     /// Whether the partition separates two nodes.
@@ -708,10 +723,10 @@ impl Sim {
             next_inbound: 0,
             inflight: HashMap::new(),
             up_free: now,
-            down_free: now,
             joined_us: now,
             left_us: None,
             walk_visits: 0,
+            walk_steps_seen: 0,
         }
     }
 

@@ -76,6 +76,10 @@ pub struct Record {
     min_coverage_after_full: Option<f64>,
     pub honest_neighbor_fraction: Option<f64>,
     pub walk_visits: Vec<(u64, f64)>,
+    /// The cores' own counters, summed over every node of the run.
+    pub core_stats: BTreeMap<String, u64>,
+    /// The driver's: requests failed by dials or closes, withheld, lost.
+    pub driver_stats: BTreeMap<&'static str, u64>,
     /// Nodes that lost their data: (node, when, when they held everything again).
     pub losses: Vec<(NodeId, u64, Option<u64>)>,
 }
@@ -109,6 +113,8 @@ pub struct Summary {
     pub bytes_per_node: f64,
     pub bytes_by_kind: BTreeMap<String, u64>,
     pub messages_by_kind: BTreeMap<String, u64>,
+    pub core_stats: BTreeMap<String, u64>,
+    pub driver_stats: BTreeMap<String, u64>,
     pub honest_neighbor_fraction: Option<f64>,
     pub walk_uniformity: Option<Uniformity>,
     pub data_loss_nodes: usize,
@@ -188,6 +194,8 @@ impl Record {
             min_coverage_after_full: None,
             honest_neighbor_fraction: None,
             walk_visits: Vec::new(),
+            core_stats: BTreeMap::new(),
+            driver_stats: BTreeMap::new(),
             losses: Vec::new(),
         }
     }
@@ -210,6 +218,10 @@ impl Record {
     pub fn sent(&mut self, kind: Kind, bytes: usize) {
         self.bytes[kind as usize] += bytes as u64;
         self.msgs[kind as usize] += 1;
+    }
+
+    pub fn count(&mut self, what: &'static str) {
+        *self.driver_stats.entry(what).or_default() += 1;
     }
 
     pub fn coverage(&self) -> f64 {
@@ -432,6 +444,12 @@ impl Record {
             messages_by_kind: Kind::ALL
                 .iter()
                 .map(|k| (k.label().to_string(), self.msgs[*k as usize]))
+                .collect(),
+            core_stats: self.core_stats.clone(),
+            driver_stats: self
+                .driver_stats
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             honest_neighbor_fraction: self.honest_neighbor_fraction,
             walk_uniformity: uniformity(&self.walk_visits),

@@ -88,6 +88,7 @@ impl Sim {
             debug_assert_eq!(n as usize, i);
         }
         for i in 0..sc.nodes as NodeId {
+            self.add_seeds(i);
             let role = self.nodes[i as usize].role;
             if role == Role::Seed || sc.start == Start::Converged {
                 self.hold_all_initial(i);
@@ -170,16 +171,18 @@ impl Sim {
         node.alive = false;
         self.by_peer.insert(peer, n);
         self.nodes.push(node);
-        let seeds: Vec<(libp2p::PeerId, libp2p::Multiaddr)> = (0..self.scenario.seeds)
-            .filter(|&s| s as NodeId != n)
-            .map(|s| (self.nodes[s].peer, self.nodes[s].addr.clone()))
-            .collect();
-        for (p, a) in seeds {
-            self.nodes[n as usize]
-                .core
-                .add_seed(p, vec![a], Instant::from_micros(join_us));
-        }
         n
+    }
+
+    /// Every node knows the seeds (but a seed not itself).
+    fn add_seeds(&mut self, n: NodeId) {
+        let at = Instant::from_micros(self.nodes[n as usize].joined_us);
+        for s in 0..self.scenario.seeds.min(self.nodes.len()) {
+            if s as NodeId != n {
+                let (p, a) = (self.nodes[s].peer, self.nodes[s].addr.clone());
+                self.nodes[n as usize].core.add_seed(p, vec![a], at);
+            }
+        }
     }
 
     /// A node comes up: it counts from now, and its follower delivers the
@@ -193,7 +196,6 @@ impl Sim {
         node.alive = true;
         node.joined_us = now;
         node.up_free = now;
-        node.down_free = now;
         self.alive_pos.insert(n, self.alive.len());
         self.alive.push(n);
         if self.nodes[n as usize].role != Role::Sybil {
@@ -361,6 +363,7 @@ impl Sim {
             let gone = candidates[self.rng.random_range(0..candidates.len())];
             self.stop_node(gone);
             let n = self.create_node(Role::Honest, self.now);
+            self.add_seeds(n);
             if self.partitioned || self.scenario.partition.groups >= 2 {
                 self.nodes[n as usize].group = self
                     .rng
@@ -434,12 +437,7 @@ impl Sim {
             node.core = core;
             node.peer = peer;
             node.group = group;
-            for s in 0..self.scenario.seeds {
-                let (p, a) = (self.nodes[s].peer, self.nodes[s].addr.clone());
-                self.nodes[n as usize]
-                    .core
-                    .add_seed(p, vec![a], Instant::from_micros(self.now));
-            }
+            self.add_seeds(n);
             self.record.data_lost(n, self.now);
             self.start_node(n);
         }
@@ -454,6 +452,14 @@ impl Sim {
                 .collect::<Vec<usize>>()
         });
         let partitioned = self.partitioned;
+        self.check_recovery();
+        self.record.sample(self.now, partitioned, degrees);
+        let next = self.now + secs(self.scenario.sample_s);
+        self.schedule(next, Ev::Sample);
+    }
+
+    /// Nodes that lost their data and now hold every announced file again.
+    fn check_recovery(&mut self) {
         let announced = self.announced.len() as u32;
         let now = self.now;
         for (n, _, back) in self.record.losses.iter_mut() {
@@ -462,13 +468,11 @@ impl Sim {
                 *back = Some(now);
             }
         }
-        self.record.sample(self.now, partitioned, degrees);
-        let next = self.now + secs(self.scenario.sample_s);
-        self.schedule(next, Ev::Sample);
     }
 
     /// End-of-run measurements that need the nodes.
     pub(super) fn finish(&mut self) {
+        self.check_recovery();
         let degrees: Vec<usize> = self
             .alive
             .iter()
@@ -509,5 +513,26 @@ impl Sim {
             }
         }
         self.record.walk_visits = visits;
+        let mut totals = crate::atlas::Stats::default();
+        for node in &self.nodes {
+            let st = &node.core.stats;
+            totals.duplicates_received += st.duplicates_received;
+            totals.files_pushed += st.files_pushed;
+            totals.files_fetched += st.files_fetched;
+            totals.fetch_requests += st.fetch_requests;
+            totals.fetch_failures += st.fetch_failures;
+            totals.walk_steps += st.walk_steps;
+        }
+        self.record.core_stats = [
+            ("duplicates_received", totals.duplicates_received),
+            ("files_pushed", totals.files_pushed),
+            ("files_fetched", totals.files_fetched),
+            ("fetch_requests", totals.fetch_requests),
+            ("fetch_failures", totals.fetch_failures),
+            ("walk_steps", totals.walk_steps),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     }
 }
