@@ -405,6 +405,60 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn computed_lengths_match_the_encodings() {
+        use crate::atlas::inventory::RangeSet;
+        let view = ChainView {
+            length: 7,
+            tip: [3; 20],
+        };
+        let files = vec![
+            Bytes::from_static(b"$ORIGIN a.id\n"),
+            Bytes::from(vec![b'x'; 300]),
+        ];
+        let h = Hash160([9; 20]);
+        let requests = [
+            Request::PeerExchange {
+                view,
+                listen_addrs: vec!["/ip4/1.2.3.4/tcp/6264".parse().unwrap()],
+            },
+            Request::Inventory { view },
+            Request::InventoryDelta {
+                view,
+                added: RangeSet::full(40),
+            },
+            Request::GetZonefiles { hashes: vec![h; 3] },
+            Request::Push {
+                view,
+                zonefiles: files.clone(),
+            },
+        ];
+        for r in &requests {
+            let body = encode_request(r).len();
+            assert_eq!(
+                request_len(r),
+                body + prost::encoding::encoded_len_varint(body as u64),
+                "{r:?}"
+            );
+        }
+        let responses = [
+            Response::Zonefiles {
+                zonefiles: files,
+                missing: vec![h; 2],
+            },
+            Response::Ack,
+            Response::PushAck { accepted: 3 },
+        ];
+        for r in &responses {
+            let body = encode_response(r).len();
+            assert_eq!(
+                response_len(r),
+                body + prost::encoding::encoded_len_varint(body as u64),
+                "{r:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

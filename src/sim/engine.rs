@@ -254,7 +254,7 @@ impl Sim {
             {
                 break;
             }
-            if progress && self.events % 4096 == 0 && last_report.elapsed().as_secs() >= 2 {
+            if progress && self.events.is_multiple_of(4096) && last_report.elapsed().as_secs() >= 2 {
                 last_report = std::time::Instant::now();
                 eprintln!(
                     "[{}] sim {:>8.1} s  wall {:>6.1} s  events {:>11}  live {:>6}  coverage {:.4}",
@@ -334,11 +334,11 @@ impl Sim {
         for obs in self.nodes[n as usize].core.drain_observations() {
             if let Observation::WalkSample(p) = obs {
                 // Consecutive samples of one walk are correlated (a rejected
-                // move samples the same node again); every 10th is close to
+                // move samples the same node again); every 25th is close to
                 // independent, which is what a uniformity test assumes.
                 let walker = &mut self.nodes[n as usize];
                 walker.walk_steps_seen += 1;
-                if walker.walk_steps_seen % 10 == 0
+                if walker.walk_steps_seen.is_multiple_of(25)
                     && let Some(&at) = self.by_peer.get(&p)
                 {
                     self.nodes[at as usize].walk_visits += 1;

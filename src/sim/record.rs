@@ -333,7 +333,7 @@ impl Record {
 
     /// Whether this sample should also record neighbour degrees.
     pub fn wants_degrees(&self) -> bool {
-        self.samples % 12 == 0
+        self.samples.is_multiple_of(12)
     }
 
     pub fn sample(&mut self, now: u64, partitioned: bool, degrees: Option<Vec<usize>>) {

@@ -90,7 +90,9 @@ impl Sim {
         for i in 0..sc.nodes as NodeId {
             self.add_seeds(i);
             let role = self.nodes[i as usize].role;
-            if role == Role::Seed || sc.start == Start::Converged {
+            // Withholders start with every file: they look like the best
+            // sources there are, and serve nothing.
+            if role == Role::Seed || role == Role::Withholder || sc.start == Start::Converged {
                 self.hold_all_initial(i);
             }
             if sc.start == Start::Converged {
