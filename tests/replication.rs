@@ -61,9 +61,16 @@ async fn ten_nodes_replicate_2000_zonefiles_published_at_one_node() {
             assert_eq!(&r.body, bytes, "node {i} serves {h} byte for byte");
         }
     }
-    // The overlay formed: everyone has neighbours.
-    for n in &net.nodes {
-        assert!(n.node.handle.status.borrow().neighbors >= 3);
+    // The overlay formed: everyone has neighbours (a neighbour dropped for a
+    // slow answer under test load is replaced by the walk; wait for it).
+    for (i, n) in net.nodes.iter().enumerate() {
+        wait(
+            &n.node.handle,
+            &format!("node {i} has 3 neighbours"),
+            Duration::from_secs(60),
+            |s| s.neighbors >= 3,
+        )
+        .await;
     }
     net.shutdown().await;
 }

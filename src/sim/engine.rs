@@ -254,7 +254,8 @@ impl Sim {
             {
                 break;
             }
-            if progress && self.events.is_multiple_of(4096) && last_report.elapsed().as_secs() >= 2 {
+            if progress && self.events.is_multiple_of(4096) && last_report.elapsed().as_secs() >= 2
+            {
                 last_report = std::time::Instant::now();
                 eprintln!(
                     "[{}] sim {:>8.1} s  wall {:>6.1} s  events {:>11}  live {:>6}  coverage {:.4}",
