@@ -55,7 +55,8 @@ pub struct SimNode {
     pub whitelist_len: usize,
     pub timer: Option<Instant>,
     pub conns: BTreeMap<NodeId, Conn>,
-    inbound: HashMap<u64, (NodeId, RequestId, Kind)>,
+    /// Requests being served: who asked, their id, kind, and when the asker gives up.
+    inbound: HashMap<u64, (NodeId, RequestId, Kind, u64)>,
     next_inbound: u64,
     /// Our requests awaiting an answer: id -> (target, kind).
     inflight: HashMap<RequestId, (Option<NodeId>, Kind)>,
@@ -93,8 +94,16 @@ impl SimNode {
 
 #[derive(Debug)]
 pub enum Msg {
-    Request { id: RequestId, request: Request },
-    Response { id: RequestId, response: Response },
+    Request {
+        id: RequestId,
+        request: Request,
+        /// When the asker's core gives up on it.
+        deadline: u64,
+    },
+    Response {
+        id: RequestId,
+        response: Response,
+    },
 }
 
 #[derive(Debug)]
@@ -471,13 +480,17 @@ impl Sim {
             Ev::Deliver {
                 to: b,
                 from: a,
-                msg: Msg::Request { id, request },
+                msg: Msg::Request {
+                    id,
+                    request,
+                    deadline: self.now + self.cfg.request_timeout_ms * 1000,
+                },
             },
         );
     }
 
     fn respond(&mut self, b: NodeId, id: InboundId, mut response: Response) {
-        let Some((a, rid, kind)) = self.nodes[b as usize].inbound.remove(&id.0) else {
+        let Some((a, rid, kind, deadline)) = self.nodes[b as usize].inbound.remove(&id.0) else {
             return;
         };
         if !self.nodes[b as usize].conns.contains_key(&a) || self.cut(a, b) {
@@ -490,6 +503,14 @@ impl Sim {
             *peers = self.sybil_records();
         }
         let size = wire::response_len(&response);
+        // An answer that would arrive after the asker gave up is not sent:
+        // the asker resets the stream (Yamux), and the server drops what it
+        // had queued for it instead of clogging its uplink.
+        let queued = self.now.max(self.nodes[b as usize].up_free);
+        if queued + self.net.serialize_us(size) + self.net.latency_us(a, b) >= deadline {
+            self.record.count("responses_dropped_after_timeout");
+            return;
+        }
         self.record.sent(kind, size);
         let at = self.transmit(b, a, self.now, size);
         self.schedule(
@@ -520,11 +541,16 @@ impl Sim {
             c.last_active = now;
         }
         match msg {
-            Msg::Request { id, request } => {
+            Msg::Request {
+                id,
+                request,
+                deadline,
+            } => {
                 let node = &mut self.nodes[to as usize];
                 let iid = node.next_inbound;
                 node.next_inbound += 1;
-                node.inbound.insert(iid, (from, id, Kind::of(&request)));
+                node.inbound
+                    .insert(iid, (from, id, Kind::of(&request), deadline));
                 self.feed(
                     to,
                     Event::Request {
