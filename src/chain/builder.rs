@@ -9,6 +9,17 @@ use super::follower::burn_script;
 use super::regtest::{COINBASE_MATURITY, RegtestChain};
 use crate::zonefile::Hash160;
 
+/// `:` with the name zero-padded to 37 bytes and the value hash: the layout
+/// registrations and renewals share.
+fn registration_payload(name: &str, zonefile: Hash160) -> Vec<u8> {
+    let mut p = b"id:".to_vec();
+    let mut padded = name.as_bytes().to_vec();
+    padded.resize(37, 0);
+    p.extend_from_slice(&padded);
+    p.extend_from_slice(&zonefile.0);
+    p
+}
+
 impl RegtestChain {
     fn miner_addr(&self) -> String {
         bitcoin::Address::from_script(&self.miner_script(), Network::Regtest)
@@ -60,25 +71,15 @@ impl RegtestChain {
     }
 
     pub fn name_register(&mut self, name: &str, zonefile: Hash160) -> Transaction {
-        let mut p = b"id:".to_vec();
-        let mut padded = name.as_bytes().to_vec();
-        padded.resize(37, 0);
-        p.extend_from_slice(&padded);
-        p.extend_from_slice(&zonefile.0);
         let m = self.miner_script();
-        self.op(p, vec![m])
+        self.op(registration_payload(name, zonefile), vec![m])
     }
 
     /// A renewal: a registration-coded transaction with a burn output (four
     /// outputs in all), optionally carrying a new zone-file hash.
     pub fn name_renew(&mut self, name: &str, zonefile: Hash160) -> Transaction {
-        let mut p = b"id:".to_vec();
-        let mut padded = name.as_bytes().to_vec();
-        padded.resize(37, 0);
-        p.extend_from_slice(&padded);
-        p.extend_from_slice(&zonefile.0);
         let m = self.miner_script();
-        self.op(p, vec![m, burn_script()])
+        self.op(registration_payload(name, zonefile), vec![m, burn_script()])
     }
 
     /// Gives `name` to `to`; `keep_data` keeps its zone-file hash.
