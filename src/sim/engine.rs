@@ -75,6 +75,19 @@ impl SimNode {
             .is_some_and(|w| w & (1 << (file % 64)) != 0)
     }
 
+    /// The files on this node's disk, by number, in order.
+    pub fn held_files(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.held_count as usize);
+        for (w, &word) in self.held.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                out.push(w as u32 * 64 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+
     /// Marks `file` held; false if it already was.
     fn hold(&mut self, file: u32) -> bool {
         let (w, bit) = (file as usize / 64, 1u64 << (file % 64));

@@ -201,9 +201,7 @@ impl Sim {
         self.alive_pos.insert(n, self.alive.len());
         self.alive.push(n);
         if self.nodes[n as usize].role != Role::Sybil {
-            let held: Vec<u32> = (0..self.files.len() as u32)
-                .filter(|f| self.nodes[n as usize].holds(*f))
-                .collect();
+            let held = self.nodes[n as usize].held_files();
             self.record.node_up(&held, now);
         }
         let hashes = self.announced.clone();
@@ -258,9 +256,7 @@ impl Sim {
             }
         }
         if self.nodes[n as usize].role != Role::Sybil {
-            let held: Vec<u32> = (0..self.files.len() as u32)
-                .filter(|f| self.nodes[n as usize].holds(*f))
-                .collect();
+            let held = self.nodes[n as usize].held_files();
             let now = self.now;
             self.record.node_down(&held, now);
         }
@@ -320,13 +316,13 @@ impl Sim {
             let at = self.now + self.rng.random_range(0..=lag);
             self.schedule(at, Ev::Whitelist { node: n, upto });
         }
+        let honest: Vec<NodeId> = self
+            .alive
+            .iter()
+            .copied()
+            .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
+            .collect();
         for f in from..upto {
-            let honest: Vec<NodeId> = self
-                .alive
-                .iter()
-                .copied()
-                .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
-                .collect();
             if let Some(&n) = honest.get(self.rng.random_range(0..honest.len().max(1))) {
                 let at = self.now + self.rng.random_range(0..=lag + secs(1.0));
                 self.schedule(
@@ -446,18 +442,21 @@ impl Sim {
     }
 
     pub(super) fn sample(&mut self) {
-        let degrees = self.record.wants_degrees().then(|| {
-            self.alive
-                .iter()
-                .filter(|n| self.nodes[**n as usize].counts())
-                .map(|n| self.nodes[*n as usize].core.status().neighbors)
-                .collect::<Vec<usize>>()
-        });
+        let degrees = self.record.wants_degrees().then(|| self.degrees());
         let partitioned = self.partitioned;
         self.check_recovery();
         self.record.sample(self.now, partitioned, degrees);
         let next = self.now + secs(self.scenario.sample_s);
         self.schedule(next, Ev::Sample);
+    }
+
+    /// Neighbour counts of the live nodes that count.
+    fn degrees(&self) -> Vec<usize> {
+        self.alive
+            .iter()
+            .filter(|n| self.nodes[**n as usize].counts())
+            .map(|n| self.nodes[*n as usize].core.status().neighbors)
+            .collect()
     }
 
     /// Nodes that lost their data and now hold every announced file again.
@@ -475,12 +474,7 @@ impl Sim {
     /// End-of-run measurements that need the nodes.
     pub(super) fn finish(&mut self) {
         self.check_recovery();
-        let degrees: Vec<usize> = self
-            .alive
-            .iter()
-            .filter(|n| self.nodes[**n as usize].counts())
-            .map(|n| self.nodes[*n as usize].core.status().neighbors)
-            .collect();
+        let degrees = self.degrees();
         self.record
             .sample(self.now, self.partitioned, Some(degrees));
         // Honest nodes' neighbour slots held by honest nodes.
