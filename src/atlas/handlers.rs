@@ -135,7 +135,7 @@ impl Core {
                 }
                 self.stats.fetch_failures += 1;
                 for h in hashes {
-                    self.sched.failed(h, now);
+                    self.fetch_failed(h, now);
                 }
                 self.sched_dirty = true;
             }

@@ -11,6 +11,7 @@
 //! Polling order after every `handle`/`handle_timeout`: drain `poll_action`
 //! until `None`, then re-arm the timer from `poll_timeout`.
 
+mod announced;
 mod handlers;
 pub mod inventory;
 pub mod messages;
@@ -33,7 +34,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::zonefile::{Hash160, Hash160Map, Hash160Set};
+use crate::zonefile::{Hash160, Hash160Set};
+use announced::Announced;
 use inventory::RangeSet;
 pub use messages::{ChainView, PeerRecord, Protocol, Request, Response};
 use peers::PeerTable;
@@ -374,10 +376,7 @@ pub struct Core {
     listen_addrs: Vec<Multiaddr>,
     rng: StdRng,
 
-    whitelist: Vec<Hash160>,
-    /// `tips[i]` digests entries `0..=i`; the view's tip is the last one.
-    tips: Vec<[u8; 20]>,
-    indices_of: Hash160Map<Vec<u64>>,
+    whitelist: Announced,
     present: RangeSet,
     /// Verified files handed to the store and not yet confirmed.
     storing: Hash160Set,
@@ -423,9 +422,7 @@ impl Core {
             local,
             listen_addrs,
             rng: StdRng::seed_from_u64(seed),
-            whitelist: Vec::new(),
-            tips: Vec::new(),
-            indices_of: Hash160Map::default(),
+            whitelist: Announced::default(),
             present: RangeSet::new(),
             storing: Hash160Set::default(),
             peers,
@@ -475,31 +472,28 @@ impl Core {
     /// announcing them: neighbours learn them from our full inventory.
     pub fn restore_present(&mut self, held: impl IntoIterator<Item = Hash160>) {
         for h in held {
-            if let Some(idx) = self.indices_of.get(&h) {
-                for &i in idx {
-                    self.present.insert(i);
-                }
-                self.sched.remove(&h);
+            for i in self.whitelist.positions(&h) {
+                self.present.insert(i);
+                self.sched.remove(i);
             }
         }
     }
 
     pub fn view(&self) -> ChainView {
         ChainView {
-            length: self.whitelist.len() as u64,
-            tip: self.tips.last().copied().unwrap_or_default(),
+            length: self.whitelist.len(),
+            tip: self.whitelist.tip(),
         }
     }
 
     pub fn is_whitelisted(&self, hash: &Hash160) -> bool {
-        self.indices_of.contains_key(hash)
+        self.whitelist.contains(hash)
     }
 
     pub fn has(&self, hash: &Hash160) -> bool {
-        self.indices_of
-            .get(hash)
-            .and_then(|v| v.first())
-            .is_some_and(|i| self.present.contains(*i))
+        self.whitelist
+            .first(hash)
+            .is_some_and(|i| self.present.contains(i))
     }
 
     pub fn inventory(&self) -> &RangeSet {
@@ -507,12 +501,12 @@ impl Core {
     }
 
     pub fn whitelist(&self) -> &[Hash160] {
-        &self.whitelist
+        self.whitelist.hashes()
     }
 
     pub fn status(&self) -> CoreStatus {
         CoreStatus {
-            announced: self.whitelist.len() as u64,
+            announced: self.whitelist.len(),
             present: self.present.count(),
             missing: self.sched.len() as u64,
             neighbors: self.neighbors.len(),
@@ -591,7 +585,7 @@ impl Core {
             } => self.on_stored(now, hash, bytes, origin),
             Event::StoreFailed { hash } => {
                 self.storing.remove(&hash);
-                self.sched.failed(hash, now);
+                self.fetch_failed(hash, now);
             }
         }
         self.fill_pipelines(now);

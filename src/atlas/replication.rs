@@ -5,6 +5,7 @@ use bytes::Bytes;
 use libp2p::PeerId;
 use rand::seq::SliceRandom;
 
+use super::announced::Announced;
 use super::inventory::RangeSet;
 use super::messages::Request;
 use super::time::Instant;
@@ -14,34 +15,48 @@ use crate::zonefile::{Hash160, Hash160Set, MAX_ZONEFILE_BYTES};
 /// How far down the ready queue one peer's batch may look.
 const SCAN_LIMIT: usize = 4096;
 
-fn holds_any(inv: &RangeSet, indices: &[u64]) -> bool {
-    indices.iter().any(|i| inv.contains(*i))
+/// Whether `inv` holds the hash that stands at `position` and was announced
+/// up to `newest`. Only a hash announced more than once needs the index.
+fn holds(inv: &RangeSet, whitelist: &Announced, position: u64, newest: u64) -> bool {
+    inv.contains(position)
+        || (newest != position
+            && whitelist
+                .get(position)
+                .is_some_and(|h| whitelist.positions(&h).any(|i| inv.contains(i))))
 }
 
 impl Core {
-    /// How many neighbours advertise any index of this hash.
-    fn holders_of(&self, indices: &[u64]) -> u32 {
+    /// How many neighbours advertise any position of the hash at `position`.
+    fn holders_of(&self, position: u64, newest: u64) -> u32 {
         self.neighbors
             .values()
             .filter_map(|n| n.inventory.as_ref())
-            .filter(|inv| holds_any(inv, indices))
+            .filter(|inv| holds(inv, &self.whitelist, position, newest))
             .count() as u32
+    }
+
+    /// A fetch of `hash` failed: its entry backs off.
+    pub(super) fn fetch_failed(&mut self, hash: Hash160, now: Instant) {
+        if let Some(p) = self.whitelist.first(&hash) {
+            self.sched.failed(p, now);
+        }
     }
 
     /// Re-counts holders of every missing hash after one neighbour's inventory
     /// changed from `old` to `new` (`None` = not counted).
     pub(super) fn shift_holders(&mut self, old: Option<&RangeSet>, new: Option<&RangeSet>) {
-        let changes: Vec<(Hash160, i32)> = self
+        let wl = &self.whitelist;
+        let changes: Vec<(u64, i32)> = self
             .sched
             .iter()
-            .filter_map(|(h, m)| {
-                let was = old.is_some_and(|inv| holds_any(inv, &m.indices)) as i32;
-                let is = new.is_some_and(|inv| holds_any(inv, &m.indices)) as i32;
-                (was != is).then_some((*h, is - was))
+            .filter_map(|(p, newest)| {
+                let was = old.is_some_and(|inv| holds(inv, wl, p, newest)) as i32;
+                let is = new.is_some_and(|inv| holds(inv, wl, p, newest)) as i32;
+                (was != is).then_some((p, is - was))
             })
             .collect();
-        for (h, d) in changes {
-            self.sched.adjust_holders(h, d);
+        for (p, d) in changes {
+            self.sched.adjust_holders(p, d);
         }
         self.sched_dirty = true;
     }
@@ -69,11 +84,12 @@ impl Core {
             self.shift_holders(Some(&old), Some(&inv));
         } else {
             for idx in added.iter() {
-                if let Some(h) = self.whitelist.get(idx as usize).copied()
-                    && let Some(m) = self.sched.get(&h)
-                    && !holds_any(&inv, &m.indices)
+                if let Some(h) = self.whitelist.get(idx)
+                    && let Some(p) = self.whitelist.first(&h)
+                    && let Some(newest) = self.sched.newest(p)
+                    && !holds(&inv, &self.whitelist, p, newest)
                 {
-                    self.sched.adjust_holders(h, 1);
+                    self.sched.adjust_holders(p, 1);
                     self.sched_dirty = true;
                 }
                 inv.insert(idx);
@@ -86,9 +102,6 @@ impl Core {
 
     /// The neighbour said it lacks `hash` after all.
     fn forget_holding(&mut self, peer: PeerId, hash: Hash160) {
-        let Some(indices) = self.indices_of.get(&hash) else {
-            return;
-        };
         let Some(inv) = self
             .neighbors
             .get_mut(&peer)
@@ -96,11 +109,12 @@ impl Core {
         else {
             return;
         };
-        if holds_any(inv, indices) {
-            for i in indices {
-                inv.remove(*i);
-            }
-            self.sched.adjust_holders(hash, -1);
+        let mut held = false;
+        for i in self.whitelist.positions(&hash) {
+            held |= inv.remove(i);
+        }
+        if held && let Some(p) = self.whitelist.first(&hash) {
+            self.sched.adjust_holders(p, -1);
         }
     }
 
@@ -133,11 +147,17 @@ impl Core {
                 let Some(inv) = n.inventory.as_ref() else {
                     continue;
                 };
-                let batch = self.sched.take_batch(
-                    |idx| holds_any(inv, idx),
-                    self.cfg.batch_max_hashes,
-                    SCAN_LIMIT,
-                );
+                let wl = &self.whitelist;
+                let batch: Vec<Hash160> = self
+                    .sched
+                    .take_batch(
+                        |p, newest| holds(inv, wl, p, newest),
+                        self.cfg.batch_max_hashes,
+                        SCAN_LIMIT,
+                    )
+                    .into_iter()
+                    .filter_map(|p| wl.get(p))
+                    .collect();
                 if batch.is_empty() {
                     continue;
                 }
@@ -184,7 +204,7 @@ impl Core {
                 self.penalize(now, peer, Penalty::WrongHash);
                 for h in &requested {
                     if !self.storing.contains(h) {
-                        self.sched.failed(*h, now);
+                        self.fetch_failed(*h, now);
                     }
                 }
                 return;
@@ -214,10 +234,13 @@ impl Core {
             if delivered.contains(&h) {
                 continue;
             }
-            match self.sched.get(&h) {
+            let Some(p) = self.whitelist.first(&h) else {
+                continue;
+            };
+            match self.sched.get(p) {
                 // Others may hold it: ask them now. Nobody else: wait and retry.
-                Some(m) if m.holders > 0 => self.sched.release(h),
-                Some(_) => self.sched.failed(h, now),
+                Some(m) if m.holders > 0 => self.sched.release(p),
+                Some(_) => self.sched.failed(p, now),
                 None => {}
             }
         }
@@ -232,15 +255,15 @@ impl Core {
                 continue;
             }
             let hash = Hash160::of(&bytes);
-            let Some(indices) = self.indices_of.get(&hash).cloned() else {
+            let gained: RangeSet = self.whitelist.positions(&hash).collect();
+            if gained.is_empty() {
                 self.actions.push_back(Action::Stash {
                     hash,
                     bytes,
                     from: peer,
                 });
                 continue;
-            };
-            let gained: RangeSet = indices.into_iter().collect();
+            }
             self.apply_delta(peer, &gained);
             if self.has(&hash) || !self.storing.insert(hash) {
                 self.stats.duplicates_received += 1;
@@ -258,15 +281,16 @@ impl Core {
 
     pub(super) fn on_stored(&mut self, now: Instant, hash: Hash160, bytes: Bytes, origin: Origin) {
         self.storing.remove(&hash);
-        let Some(indices) = self.indices_of.get(&hash).cloned() else {
+        let gained: RangeSet = self.whitelist.positions(&hash).collect();
+        let Some(first) = gained.iter().next() else {
             return; // Rolled back while it was being written.
         };
-        let already = self.has(&hash);
-        self.sched.remove(&hash);
+        let already = self.present.contains(first);
+        self.sched.remove(first);
         if already {
             return;
         }
-        for &i in &indices {
+        for i in gained.iter() {
             self.present.insert(i);
             if self.cfg.deltas {
                 self.delta.insert(i);
@@ -290,7 +314,7 @@ impl Core {
                 Some(**p) != origin.peer()
                     && n.inventory
                         .as_ref()
-                        .is_some_and(|inv| !holds_any(inv, &indices))
+                        .is_some_and(|inv| !gained.iter().any(|i| inv.contains(i)))
             })
             .map(|(p, _)| *p)
             .collect();
@@ -299,7 +323,6 @@ impl Core {
             targets.shuffle(&mut self.rng);
             targets.truncate(self.cfg.push_fanout);
         }
-        let gained: RangeSet = indices.iter().copied().collect();
         for &peer in &targets {
             self.apply_delta(peer, &gained);
             let request = Request::Push {
@@ -336,32 +359,29 @@ impl Core {
     }
 
     pub(super) fn on_whitelist_grew(&mut self, now: Instant, from: u64, hashes: Vec<Hash160>) {
-        let len = self.whitelist.len() as u64;
+        let len = self.whitelist.len();
         if from < len {
             self.on_rollback(from);
         } else if from > len {
             tracing::warn!(from, len, "whitelist update leaves a gap; ignored");
             return;
         }
+        self.whitelist.reserve(hashes.len());
         for hash in hashes {
-            let idx = self.whitelist.len() as u64;
-            let mut link = [0u8; 40];
-            link[..20].copy_from_slice(&self.tips.last().copied().unwrap_or_default());
-            link[20..].copy_from_slice(&hash.0);
-            self.tips.push(Hash160::of(&link).0);
-            self.whitelist.push(hash);
-            let entry = self.indices_of.entry(hash).or_default();
-            let held = entry.first().is_some_and(|i| self.present.contains(*i));
-            entry.push(idx);
-            if held {
+            let first = self.whitelist.first(&hash);
+            let Some(idx) = self.whitelist.push(hash) else {
+                tracing::error!("whitelist has no room for more positions; announcement ignored");
+                break;
+            };
+            let first = first.unwrap_or(idx);
+            if self.present.contains(first) {
                 self.present.insert(idx);
                 if self.cfg.deltas {
                     self.delta.insert(idx);
                 }
             } else if !self.storing.contains(&hash) {
-                let indices = self.indices_of[&hash].clone();
-                let holders = self.holders_of(&indices);
-                self.sched.add(hash, idx, holders);
+                let holders = self.holders_of(first, idx);
+                self.sched.add(first, idx, holders);
             }
         }
         if self.cfg.deltas && !self.delta.is_empty() && self.delta_due.is_none() {
@@ -371,23 +391,14 @@ impl Core {
     }
 
     pub(super) fn on_rollback(&mut self, to: u64) {
-        let len = self.whitelist.len() as u64;
-        if to >= len {
+        if to >= self.whitelist.len() {
             return;
         }
-        for idx in to..len {
-            let h = self.whitelist[idx as usize];
-            if let Some(v) = self.indices_of.get_mut(&h) {
-                v.retain(|i| *i < to);
-                if v.is_empty() {
-                    self.indices_of.remove(&h);
-                }
-            }
-        }
-        self.whitelist.truncate(to as usize);
-        self.tips.truncate(to as usize);
+        self.whitelist.truncate(to);
         self.present.truncate(to);
         self.delta.truncate(to);
-        self.sched.truncate(to);
+        let wl = &self.whitelist;
+        self.sched
+            .truncate(to, |p| wl.get(p).and_then(|h| wl.newest(&h)).unwrap_or(p));
     }
 }

@@ -4,44 +4,74 @@
 //! Failed fetches back off exponentially up to a cap and are retried forever:
 //! giving up is how stacks-core lost attachments (stacks-core#3270). A file no
 //! neighbour advertises waits, without timers, until one does.
+//!
+//! An entry is keyed by the whitelist position that stands for its hash (the
+//! lowest one), not by the hash: while a node bootstraps it has an entry per
+//! announced file, and the simulator runs thousands of such nodes, so an
+//! entry is twelve bytes and the rare backoff deadline lives beside it.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 use super::time::Instant;
-use crate::zonefile::{Hash160, Hash160Map};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchState {
     Idle,
     InFlight,
-    Backoff(Instant),
+    /// Waiting for the deadline kept in `Scheduler::backoff_until`.
+    Backoff,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Missing {
-    /// Whitelist indices announcing this hash (one hash can be announced many times).
-    pub indices: Vec<u64>,
+    /// The newest position announcing this hash (ties in rarity go newest first).
+    newest: u32,
     pub holders: u32,
+    pub attempts: u16,
     pub state: FetchState,
-    pub attempts: u32,
 }
 
-impl Missing {
-    fn newest(&self) -> u64 {
-        self.indices.iter().copied().max().unwrap_or(0)
+/// Positions are small sequential integers: a multiplicative mix is enough
+/// to spread them over hashbrown's buckets (it needs the high bits to vary).
+#[derive(Default)]
+pub struct PositionHasher(u64);
+
+impl Hasher for PositionHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+
+    fn finish(&self) -> u64 {
+        let z = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z ^ (z >> 29)
     }
 }
 
-type ReadyKey = (u32, Reverse<u64>, Hash160);
+type PositionMap<V> = HashMap<u32, V, BuildHasherDefault<PositionHasher>>;
+
+/// Ready order: fewest holders, then newest, then position.
+type ReadyKey = (u32, Reverse<u32>, u32);
+
+fn narrow(position: u64) -> u32 {
+    u32::try_from(position).expect("whitelist positions fit in u32 (Announced caps them)")
+}
 
 #[derive(Debug)]
 pub struct Scheduler {
-    missing: Hash160Map<Missing>,
+    missing: PositionMap<Missing>,
     /// Idle entries that some neighbour advertises, in fetch order.
     ready: BTreeSet<ReadyKey>,
-    backoff: BTreeSet<(Instant, Hash160)>,
+    backoff: BTreeSet<(Instant, u32)>,
+    backoff_until: PositionMap<Instant>,
     backoff_base: Duration,
     backoff_cap: Duration,
 }
@@ -49,9 +79,10 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(backoff_base: Duration, backoff_cap: Duration) -> Self {
         Scheduler {
-            missing: Hash160Map::default(),
+            missing: PositionMap::default(),
             ready: BTreeSet::new(),
             backoff: BTreeSet::new(),
+            backoff_until: PositionMap::default(),
             backoff_base,
             backoff_cap,
         }
@@ -65,12 +96,19 @@ impl Scheduler {
         self.missing.is_empty()
     }
 
-    pub fn get(&self, hash: &Hash160) -> Option<&Missing> {
-        self.missing.get(hash)
+    pub fn get(&self, position: u64) -> Option<&Missing> {
+        self.missing.get(&u32::try_from(position).ok()?)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Hash160, &Missing)> {
-        self.missing.iter()
+    /// Every entry as (position, newest position announcing the same hash).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.missing
+            .iter()
+            .map(|(p, m)| (u64::from(*p), u64::from(m.newest)))
+    }
+
+    pub fn newest(&self, position: u64) -> Option<u64> {
+        self.get(position).map(|m| u64::from(m.newest))
     }
 
     /// Entries that are waiting and fetchable now, in the order they will be asked for.
@@ -78,133 +116,161 @@ impl Scheduler {
         self.ready.len()
     }
 
-    fn key(hash: Hash160, m: &Missing) -> Option<ReadyKey> {
-        (m.state == FetchState::Idle && m.holders > 0)
-            .then(|| (m.holders, Reverse(m.newest()), hash))
+    fn key(position: u32, m: &Missing) -> Option<ReadyKey> {
+        (m.state == FetchState::Idle && m.holders > 0).then_some((
+            m.holders,
+            Reverse(m.newest),
+            position,
+        ))
     }
 
-    /// Applies `f` to an entry while keeping the ready and backoff sets in step.
-    fn update(&mut self, hash: Hash160, f: impl FnOnce(&mut Missing)) {
-        let Some(m) = self.missing.get_mut(&hash) else {
+    /// Applies `f` to an entry while keeping the ready and backoff sets in
+    /// step; `f` returns a new backoff deadline, or `None` to keep the old one.
+    fn update(&mut self, position: u32, f: impl FnOnce(&mut Missing) -> Option<Instant>) {
+        let Some(m) = self.missing.get_mut(&position) else {
             return;
         };
-        if let Some(k) = Self::key(hash, m) {
+        if let Some(k) = Self::key(position, m) {
             self.ready.remove(&k);
         }
-        if let FetchState::Backoff(t) = m.state {
-            self.backoff.remove(&(t, hash));
+        let old_deadline = self.backoff_until.remove(&position);
+        if let Some(t) = old_deadline {
+            self.backoff.remove(&(t, position));
         }
-        f(m);
-        if let Some(k) = Self::key(hash, m) {
+        let deadline = f(m).or(old_deadline);
+        if let Some(k) = Self::key(position, m) {
             self.ready.insert(k);
         }
-        if let FetchState::Backoff(t) = m.state {
-            self.backoff.insert((t, hash));
+        if m.state == FetchState::Backoff {
+            let t = deadline.expect("a backoff comes with its deadline");
+            self.backoff_until.insert(position, t);
+            self.backoff.insert((t, position));
         }
     }
 
-    /// Records that `index` announces `hash`, which we lack.
-    pub fn add(&mut self, hash: Hash160, index: u64, holders: u32) {
-        if self.missing.contains_key(&hash) {
-            self.update(hash, |m| {
-                if !m.indices.contains(&index) {
-                    m.indices.push(index);
-                }
-                m.holders = holders;
-            });
-            return;
-        }
-        self.missing.insert(
-            hash,
-            Missing {
-                indices: vec![index],
-                holders: 0,
-                state: FetchState::Idle,
-                attempts: 0,
-            },
-        );
-        self.update(hash, |m| m.holders = holders);
+    /// Records that the hash standing at `position`, which we lack, is also
+    /// announced at `newest` (the same position for a first announcement).
+    pub fn add(&mut self, position: u64, newest: u64, holders: u32) {
+        let (position, newest) = (narrow(position), narrow(newest));
+        self.missing.entry(position).or_insert(Missing {
+            newest,
+            holders: 0,
+            state: FetchState::Idle,
+            attempts: 0,
+        });
+        self.update(position, |m| {
+            m.newest = m.newest.max(newest);
+            m.holders = holders;
+            None
+        });
     }
 
-    pub fn remove(&mut self, hash: &Hash160) -> Option<Missing> {
-        self.update(*hash, |m| m.state = FetchState::InFlight);
-        self.missing.remove(hash)
+    pub fn remove(&mut self, position: u64) -> Option<Missing> {
+        let position = u32::try_from(position).ok()?;
+        self.update(position, |m| {
+            m.state = FetchState::InFlight;
+            None
+        });
+        self.missing.remove(&position)
     }
 
-    /// Forgets indices `>= len` after the whitelist rolled back.
-    pub fn truncate(&mut self, len: u64) {
-        let affected: Vec<Hash160> = self
+    /// Forgets positions `>= len` after the whitelist rolled back; an entry
+    /// that stays gets its newest position from `newest_below(position)`.
+    pub fn truncate(&mut self, len: u64, newest_below: impl Fn(u64) -> u64) {
+        let affected: Vec<u32> = self
             .missing
             .iter()
-            .filter(|(_, m)| m.indices.iter().any(|i| *i >= len))
-            .map(|(h, _)| *h)
+            .filter(|(p, m)| u64::from(**p) >= len || u64::from(m.newest) >= len)
+            .map(|(p, _)| *p)
             .collect();
-        for h in affected {
-            self.update(h, |m| m.indices.retain(|i| *i < len));
-            if self.missing[&h].indices.is_empty() {
-                self.remove(&h);
+        for p in affected {
+            if u64::from(p) >= len {
+                self.remove(u64::from(p));
+            } else {
+                let newest = narrow(newest_below(u64::from(p)));
+                self.update(p, |m| {
+                    m.newest = newest;
+                    None
+                });
             }
         }
     }
 
-    pub fn set_holders(&mut self, hash: Hash160, holders: u32) {
-        self.update(hash, |m| m.holders = holders);
+    pub fn adjust_holders(&mut self, position: u64, delta: i32) {
+        let Ok(position) = u32::try_from(position) else {
+            return;
+        };
+        self.update(position, |m| {
+            m.holders = m.holders.saturating_add_signed(delta);
+            None
+        });
     }
 
-    pub fn adjust_holders(&mut self, hash: Hash160, delta: i32) {
-        self.update(hash, |m| m.holders = m.holders.saturating_add_signed(delta));
-    }
-
-    /// Takes up to `max` ready hashes, rarest first, that `holds` says the
+    /// Takes up to `max` ready positions, rarest first, that `holds` says the
     /// peer can serve, and marks them in flight. Scans at most `scan_limit`
     /// ready entries so a peer that holds little cannot make this quadratic.
     pub fn take_batch(
         &mut self,
-        holds: impl Fn(&[u64]) -> bool,
+        holds: impl Fn(u64, u64) -> bool,
         max: usize,
         scan_limit: usize,
-    ) -> Vec<Hash160> {
+    ) -> Vec<u64> {
         let mut picked = Vec::new();
         for key in self.ready.iter().take(scan_limit) {
             if picked.len() >= max {
                 break;
             }
-            if holds(&self.missing[&key.2].indices) {
+            if holds(u64::from(key.2), u64::from(key.1.0)) {
                 picked.push(key.2);
             }
         }
-        for h in &picked {
-            self.update(*h, |m| m.state = FetchState::InFlight);
+        for p in &picked {
+            self.update(*p, |m| {
+                m.state = FetchState::InFlight;
+                None
+            });
         }
-        picked
+        picked.into_iter().map(u64::from).collect()
     }
 
     /// A fetch failed: retry after a capped exponential backoff.
-    pub fn failed(&mut self, hash: Hash160, now: Instant) {
+    pub fn failed(&mut self, position: u64, now: Instant) {
+        let Ok(position) = u32::try_from(position) else {
+            return;
+        };
         let (base, cap) = (self.backoff_base, self.backoff_cap);
-        self.update(hash, |m| {
+        self.update(position, |m| {
             m.attempts = m.attempts.saturating_add(1);
-            let exp = m.attempts.saturating_sub(1).min(20);
-            let wait = base.saturating_mul(1u32 << exp).min(cap);
-            m.state = FetchState::Backoff(now + wait);
+            let exp = u32::from(m.attempts.saturating_sub(1)).min(20);
+            m.state = FetchState::Backoff;
+            Some(now + base.saturating_mul(1u32 << exp).min(cap))
         });
     }
 
     /// A fetch ended without fault (e.g. the reply was trimmed): ask again at once.
-    pub fn release(&mut self, hash: Hash160) {
-        self.update(hash, |m| m.state = FetchState::Idle);
+    pub fn release(&mut self, position: u64) {
+        let Ok(position) = u32::try_from(position) else {
+            return;
+        };
+        self.update(position, |m| {
+            m.state = FetchState::Idle;
+            None
+        });
     }
 
     /// Returns entries whose backoff expired to the ready set.
     pub fn on_timer(&mut self, now: Instant) {
-        let due: Vec<Hash160> = self
+        let due: Vec<u32> = self
             .backoff
             .iter()
             .take_while(|(t, _)| *t <= now)
-            .map(|(_, h)| *h)
+            .map(|(_, p)| *p)
             .collect();
-        for h in due {
-            self.update(h, |m| m.state = FetchState::Idle);
+        for p in due {
+            self.update(p, |m| {
+                m.state = FetchState::Idle;
+                None
+            });
         }
     }
 
@@ -217,47 +283,52 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    fn h(i: u8) -> Hash160 {
-        Hash160([i; 20])
-    }
-
     #[test]
     fn rarest_first_then_newest() {
         let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
-        s.add(h(1), 1, 3);
-        s.add(h(2), 2, 1);
-        s.add(h(3), 3, 1);
-        s.add(h(4), 4, 0); // nobody has it: not schedulable
-        s.add(h(5), 5, 2);
-        let batch = s.take_batch(|_| true, 10, 100);
-        assert_eq!(batch, vec![h(3), h(2), h(5), h(1)]);
-        assert!(s.take_batch(|_| true, 10, 100).is_empty(), "in flight");
+        s.add(1, 1, 3);
+        s.add(2, 2, 1);
+        s.add(3, 3, 1);
+        s.add(4, 4, 0); // nobody has it: not schedulable
+        s.add(5, 5, 2);
+        let batch = s.take_batch(|_, _| true, 10, 100);
+        assert_eq!(batch, vec![3, 2, 5, 1]);
+        assert!(s.take_batch(|_, _| true, 10, 100).is_empty(), "in flight");
+    }
+
+    #[test]
+    fn a_later_announcement_of_the_same_hash_makes_it_newer() {
+        let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
+        s.add(1, 1, 1);
+        s.add(2, 2, 1);
+        s.add(1, 9, 1);
+        assert_eq!(s.take_batch(|_, _| true, 10, 100), vec![1, 2]);
     }
 
     #[test]
     fn batch_respects_what_the_peer_holds_and_the_size_cap() {
         let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
-        for i in 0..10u8 {
-            s.add(h(i), u64::from(i), 1);
+        for i in 0..10 {
+            s.add(i, i, 1);
         }
-        let even = s.take_batch(|idx| idx[0] % 2 == 0, 3, 100);
-        assert_eq!(even, vec![h(8), h(6), h(4)]);
+        let even = s.take_batch(|p, _| p % 2 == 0, 3, 100);
+        assert_eq!(even, vec![8, 6, 4]);
     }
 
     #[test]
     fn backoff_is_exponential_capped_and_never_gives_up() {
         let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
-        s.add(h(1), 0, 1);
+        s.add(1, 1, 1);
         let mut now = Instant::ZERO;
         let mut waits = Vec::new();
         for _ in 0..12 {
-            assert_eq!(s.take_batch(|_| true, 1, 10), vec![h(1)]);
-            s.failed(h(1), now);
+            assert_eq!(s.take_batch(|_, _| true, 1, 10), vec![1]);
+            s.failed(1, now);
             let due = s.next_deadline().unwrap();
             waits.push((due - now).as_secs());
             s.on_timer(due - Duration::from_millis(1));
             assert!(
-                s.take_batch(|_| true, 1, 10).is_empty(),
+                s.take_batch(|_, _| true, 1, 10).is_empty(),
                 "still backing off"
             );
             s.on_timer(due);
@@ -265,20 +336,28 @@ mod tests {
         }
         assert_eq!(&waits[..7], &[1, 2, 4, 8, 16, 32, 60]);
         assert!(waits[7..].iter().all(|w| *w == 60));
-        assert_eq!(s.get(&h(1)).unwrap().attempts, 12);
+        assert_eq!(s.get(1).unwrap().attempts, 12);
+        assert!(s.backoff.is_empty() && s.backoff_until.is_empty());
     }
 
     #[test]
     fn holder_changes_reorder_and_rollback_truncates() {
         let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
-        s.add(h(1), 1, 2);
-        s.add(h(2), 2, 1);
-        s.adjust_holders(h(1), -1);
-        s.adjust_holders(h(2), 2);
-        assert_eq!(s.take_batch(|_| true, 1, 10), vec![h(1)]);
-        s.add(h(3), 7, 1);
-        s.truncate(5);
-        assert!(s.get(&h(3)).is_none());
+        s.add(1, 1, 2);
+        s.add(2, 2, 1);
+        s.adjust_holders(1, -1);
+        s.adjust_holders(2, 2);
+        assert_eq!(s.take_batch(|_, _| true, 1, 10), vec![1]);
+        s.add(3, 7, 1);
+        s.add(2, 6, 3);
+        s.truncate(5, |p| p);
+        assert!(
+            s.get(3).is_some(),
+            "position 3 stays; only its newer duplicate went"
+        );
+        assert!(s.get(2).is_some());
+        s.truncate(3, |p| p);
+        assert!(s.get(3).is_none());
         assert_eq!(s.len(), 2);
     }
 }

@@ -1,0 +1,146 @@
+//! The whitelist as the core holds it: announced hashes in chain order, a
+//! hash-to-position index, and a running digest of the list.
+//!
+//! Every node keeps one entry per announcement, so this is the core's largest
+//! structure and the simulator keeps thousands of them. The index stores bare
+//! `u32` positions (five bytes a slot with hashbrown's control byte) and finds
+//! a hash by comparing against `hashes[position]`, instead of a map from
+//! 20-byte keys to heap vectors; a hash announced twice simply has two slots.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::zonefile::{BuildHash160, Hash160};
+
+/// Positions are `u32`: four billion announcements is far beyond any chain.
+pub const MAX_ANNOUNCEMENTS: u64 = u32::MAX as u64;
+
+#[derive(Default)]
+pub struct Announced {
+    hashes: Vec<Hash160>,
+    positions: HashTable<u32>,
+    /// Digest of the whole list: `tip = hash160(previous tip || hash)` per entry.
+    tip: [u8; 20],
+}
+
+fn key(hash: &Hash160) -> u64 {
+    BuildHash160.hash_one(hash)
+}
+
+fn link(tip: &[u8; 20], hash: &Hash160) -> [u8; 20] {
+    let mut bytes = [0u8; 40];
+    bytes[..20].copy_from_slice(tip);
+    bytes[20..].copy_from_slice(&hash.0);
+    Hash160::of(&bytes).0
+}
+
+impl Announced {
+    pub fn len(&self) -> u64 {
+        self.hashes.len() as u64
+    }
+
+    pub fn hashes(&self) -> &[Hash160] {
+        &self.hashes
+    }
+
+    pub fn get(&self, index: u64) -> Option<Hash160> {
+        self.hashes.get(usize::try_from(index).ok()?).copied()
+    }
+
+    pub fn tip(&self) -> [u8; 20] {
+        self.tip
+    }
+
+    /// Room for `more` entries, exactly: a bootstrap announces thousands at
+    /// once and doubling would leave up to half the vector unused.
+    pub fn reserve(&mut self, more: usize) {
+        self.hashes.reserve_exact(more);
+        let hashes = &self.hashes;
+        self.positions.reserve(more, |p| key(&hashes[*p as usize]));
+    }
+
+    /// Appends `hash`; returns its position, or `None` once positions run out.
+    pub fn push(&mut self, hash: Hash160) -> Option<u64> {
+        let index = self.len();
+        if index >= MAX_ANNOUNCEMENTS {
+            return None;
+        }
+        self.tip = link(&self.tip, &hash);
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.positions
+            .insert_unique(key(&hash), index as u32, |p| key(&hashes[*p as usize]));
+        Some(index)
+    }
+
+    /// Every position announcing `hash`, in no particular order.
+    pub fn positions<'a>(&'a self, hash: &'a Hash160) -> impl Iterator<Item = u64> + 'a {
+        self.positions
+            .iter_hash(key(hash))
+            .filter(move |p| self.hashes[**p as usize] == *hash)
+            .map(|p| u64::from(*p))
+    }
+
+    /// The lowest position announcing `hash`: the one that stands for it.
+    pub fn first(&self, hash: &Hash160) -> Option<u64> {
+        self.positions(hash).min()
+    }
+
+    pub fn newest(&self, hash: &Hash160) -> Option<u64> {
+        self.positions(hash).max()
+    }
+
+    pub fn contains(&self, hash: &Hash160) -> bool {
+        self.positions(hash).next().is_some()
+    }
+
+    /// Forgets positions `>= len` (a chain reorganisation) and recomputes the tip.
+    pub fn truncate(&mut self, len: u64) {
+        if len >= self.len() {
+            return;
+        }
+        self.hashes.truncate(len as usize);
+        self.positions.retain(|p| u64::from(*p) < len);
+        self.tip = self.hashes.iter().fold([0u8; 20], |t, h| link(&t, h));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u8) -> Hash160 {
+        Hash160([i; 20])
+    }
+
+    #[test]
+    fn positions_duplicates_and_truncation() {
+        let mut a = Announced::default();
+        a.reserve(4);
+        for x in [1, 2, 1, 3] {
+            a.push(h(x));
+        }
+        let mut ones: Vec<u64> = a.positions(&h(1)).collect();
+        ones.sort();
+        assert_eq!(ones, vec![0, 2]);
+        assert_eq!((a.first(&h(1)), a.newest(&h(1))), (Some(0), Some(2)));
+        assert!(!a.contains(&h(9)));
+        let tip_after_two = {
+            let mut b = Announced::default();
+            b.push(h(1));
+            b.push(h(2));
+            b.tip()
+        };
+        a.truncate(2);
+        assert_eq!(a.positions(&h(1)).collect::<Vec<_>>(), vec![0]);
+        assert!(!a.contains(&h(3)));
+        assert_eq!(
+            a.tip(),
+            tip_after_two,
+            "tip recomputed for the shorter list"
+        );
+        assert_eq!(a.get(1), Some(h(2)));
+        assert_eq!(a.get(2), None);
+    }
+}
