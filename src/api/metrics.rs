@@ -44,6 +44,7 @@ pub struct Metrics {
     pub files_pushed: Counter,
     pub fetch_requests: Counter,
     pub fetch_failures: Counter,
+    pub refused_busy: Counter,
     pub walk_steps: Counter,
     pub penalties: Family<ReasonLabel, Counter>,
     pub stored: Family<OriginLabel, Counter>,
@@ -70,6 +71,7 @@ impl Metrics {
             files_pushed: Counter::default(),
             fetch_requests: Counter::default(),
             fetch_failures: Counter::default(),
+            refused_busy: Counter::default(),
             walk_steps: Counter::default(),
             penalties: Family::default(),
             stored: Family::default(),
@@ -156,6 +158,11 @@ impl Metrics {
             m.fetch_failures.clone(),
         );
         r.register(
+            "refused_busy",
+            "Inventory or fetch requests a peer refused for want of room for us",
+            m.refused_busy.clone(),
+        );
+        r.register(
             "walk_steps",
             "Completed MHRW-DA walk steps",
             m.walk_steps.clone(),
@@ -205,6 +212,7 @@ impl Metrics {
             last.fetch_failures,
         );
         bump(&self.walk_steps, stats.walk_steps, last.walk_steps);
+        bump(&self.refused_busy, stats.refused_busy, last.refused_busy);
         *last = stats.clone();
     }
 }

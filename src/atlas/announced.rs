@@ -10,6 +10,7 @@
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use sha2::{Digest, Sha256};
 
 use crate::zonefile::{BuildHash160, Hash160};
 
@@ -20,19 +21,14 @@ pub const MAX_ANNOUNCEMENTS: u64 = u32::MAX as u64;
 pub struct Announced {
     hashes: Vec<Hash160>,
     positions: HashTable<u32>,
-    /// Digest of the whole list: `tip = hash160(previous tip || hash)` per entry.
-    tip: [u8; 20],
+    /// SHA-256 over the concatenated hashes so far: one compression per
+    /// three entries, where a hash chain would cost two hashes per entry on
+    /// every node (a tenth of a 10,000-node simulation's time).
+    digest: Sha256,
 }
 
 fn key(hash: &Hash160) -> u64 {
     BuildHash160.hash_one(hash)
-}
-
-fn link(tip: &[u8; 20], hash: &Hash160) -> [u8; 20] {
-    let mut bytes = [0u8; 40];
-    bytes[..20].copy_from_slice(tip);
-    bytes[20..].copy_from_slice(&hash.0);
-    Hash160::of(&bytes).0
 }
 
 impl Announced {
@@ -48,8 +44,12 @@ impl Announced {
         self.hashes.get(usize::try_from(index).ok()?).copied()
     }
 
+    /// A digest of the whole list (the first 20 bytes of its SHA-256), so two
+    /// nodes can tell whether they agree on it.
     pub fn tip(&self) -> [u8; 20] {
-        self.tip
+        let mut tip = [0u8; 20];
+        tip.copy_from_slice(&self.digest.clone().finalize()[..20]);
+        tip
     }
 
     /// Room for `more` entries, exactly: a bootstrap announces thousands at
@@ -66,7 +66,7 @@ impl Announced {
         if index >= MAX_ANNOUNCEMENTS {
             return None;
         }
-        self.tip = link(&self.tip, &hash);
+        self.digest.update(hash.0);
         self.hashes.push(hash);
         let hashes = &self.hashes;
         self.positions
@@ -102,7 +102,10 @@ impl Announced {
         }
         self.hashes.truncate(len as usize);
         self.positions.retain(|p| u64::from(*p) < len);
-        self.tip = self.hashes.iter().fold([0u8; 20], |t, h| link(&t, h));
+        self.digest = Sha256::new();
+        for h in &self.hashes {
+            self.digest.update(h.0);
+        }
     }
 }
 
@@ -132,6 +135,9 @@ mod tests {
             b.push(h(2));
             b.tip()
         };
+        let mut both = [1u8; 40];
+        both[20..].fill(2);
+        assert_eq!(tip_after_two[..], Sha256::digest(both)[..20]);
         a.truncate(2);
         assert_eq!(a.positions(&h(1)).collect::<Vec<_>>(), vec![0]);
         assert!(!a.contains(&h(3)));

@@ -6,6 +6,9 @@ use super::messages::{Request, Response};
 use super::time::Instant;
 use super::{Action, Core, InboundId, Outstanding, Penalty, Pending, RequestId};
 
+/// How long a peer that said it has no room for us is left out of our walks.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Core {
     pub(super) fn on_request(
         &mut self,
@@ -29,6 +32,10 @@ impl Core {
                 );
             }
             Request::Inventory { .. } => {
+                if !self.accept_inbound(now, peer) {
+                    self.respond(peer, id, Response::Busy);
+                    return;
+                }
                 self.respond(
                     peer,
                     id,
@@ -37,7 +44,6 @@ impl Core {
                         inventory: self.present.clone(),
                     },
                 );
-                self.accept_inbound(now, peer);
             }
             Request::InventoryDelta { added, .. } => {
                 self.apply_delta(peer, &added);
@@ -47,6 +53,10 @@ impl Core {
                 if hashes.len() > self.cfg.batch_max_hashes.max(100) {
                     self.penalize(now, peer, Penalty::Malformed);
                     hashes.truncate(100);
+                }
+                if !self.neighbors.contains_key(&peer) {
+                    self.respond(peer, id, Response::Busy);
+                    return;
                 }
                 self.actions
                     .push_back(Action::ServeZonefiles { peer, id, hashes });
@@ -96,6 +106,20 @@ impl Core {
                 self.on_fetched(now, peer, hashes, zonefiles, missing, latency);
             }
             (Pending::Other, Response::Ack | Response::PushAck { .. }) => {}
+            (what @ (Pending::Inventory | Pending::Fetch(_)), Response::Busy) => {
+                // Not a fault: it has no room for us. Look elsewhere for a while.
+                self.stats.refused_busy += 1;
+                self.peers.mark_full(&peer, now + BUSY_RETRY);
+                self.drop_neighbor(now, peer);
+                if let Pending::Fetch(hashes) = what {
+                    for h in hashes {
+                        if let Some(p) = self.whitelist.first(&h) {
+                            self.sched.release(p);
+                        }
+                    }
+                    self.sched_dirty = true;
+                }
+            }
             (what, _) => {
                 self.penalize(now, peer, Penalty::Malformed);
                 self.on_lost(

@@ -134,6 +134,40 @@ impl RangeSet {
         self.ranges.iter().flat_map(|&(a, b)| a..b)
     }
 
+    /// Indices in `self` and not in `other` that are below `below`, highest
+    /// first. Walks both range lists once, so a peer that holds much of what
+    /// we already have costs a few steps, not one per index.
+    pub fn difference_rev<'a>(
+        &'a self,
+        other: &'a RangeSet,
+        below: u64,
+    ) -> impl Iterator<Item = u64> + 'a {
+        let mut i = self.ranges.partition_point(|&(s, _)| s < below);
+        let mut hi = below;
+        let mut j = other.ranges.len();
+        std::iter::from_fn(move || {
+            loop {
+                let &(start, end) = self.ranges.get(i.checked_sub(1)?)?;
+                hi = hi.min(end);
+                if hi <= start {
+                    i -= 1;
+                    hi = u64::MAX;
+                    continue;
+                }
+                let x = hi - 1;
+                while j > 0 && other.ranges[j - 1].0 > x {
+                    j -= 1;
+                }
+                if j > 0 && other.ranges[j - 1].1 > x {
+                    hi = other.ranges[j - 1].0;
+                    continue;
+                }
+                hi = x;
+                return Some(x);
+            }
+        })
+    }
+
     /// Varint encoding: range count, then per range the gap after the previous
     /// range's end and the range's length.
     pub fn encode(&self) -> Vec<u8> {
@@ -277,6 +311,19 @@ mod tests {
             for w in set.ranges().windows(2) {
                 prop_assert!(w[0].1 < w[1].0, "ranges must be disjoint and non-adjacent");
             }
+        }
+
+        #[test]
+        fn difference_matches_a_model(
+            a in proptest::collection::btree_set(0u64..200, 0..120),
+            b in proptest::collection::btree_set(0u64..200, 0..120),
+            below in 0u64..220,
+        ) {
+            let sa: RangeSet = a.iter().copied().collect();
+            let sb: RangeSet = b.iter().copied().collect();
+            let mut want: Vec<u64> = a.difference(&b).copied().filter(|x| *x < below).collect();
+            want.reverse();
+            prop_assert_eq!(sa.difference_rev(&sb, below).collect::<Vec<_>>(), want);
         }
 
         #[test]

@@ -95,6 +95,11 @@ pub enum Response {
     PushAck {
         accepted: u32,
     },
+    /// "Not from me": the callee has no room for another neighbour, or the
+    /// caller is not one of its neighbours. Only neighbours fetch, so a seed
+    /// that thousands of new nodes know serves its own neighbours and points
+    /// the rest elsewhere (through peer exchange) instead of timing them all out.
+    Busy,
 }
 
 impl Request {

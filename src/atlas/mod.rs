@@ -330,6 +330,8 @@ pub struct Stats {
     pub fetch_requests: u64,
     pub fetch_failures: u64,
     pub walk_steps: u64,
+    /// Inventory or fetch requests a peer refused as busy (no room for us).
+    pub refused_busy: u64,
 }
 
 #[derive(Debug)]

@@ -135,7 +135,10 @@ impl Core {
 
     /// A walk sample becomes an outbound neighbour if we are short of K.
     fn consider_neighbor(&mut self, now: Instant, sample: PeerId) {
-        if sample == self.local || self.peers.is_banned(&sample, now) {
+        if sample == self.local
+            || self.peers.is_banned(&sample, now)
+            || (self.peers.is_full(&sample, now) && !self.neighbors.contains_key(&sample))
+        {
             return;
         }
         if self.outbound_count() >= self.cfg.neighbors {
@@ -179,14 +182,16 @@ impl Core {
     }
 
     /// Accepts a peer that asked for our inventory as an inbound neighbour, if there is room.
-    pub(super) fn accept_inbound(&mut self, now: Instant, peer: PeerId) {
-        if self.neighbors.contains_key(&peer)
-            || self.inbound_count() >= self.cfg.max_inbound
-            || self.peers.is_banned(&peer, now)
-        {
-            return;
+    /// Returns whether `peer` is our neighbour afterwards.
+    pub(super) fn accept_inbound(&mut self, now: Instant, peer: PeerId) -> bool {
+        if self.neighbors.contains_key(&peer) {
+            return true;
+        }
+        if self.inbound_count() >= self.cfg.max_inbound || self.peers.is_banned(&peer, now) {
+            return false;
         }
         self.add_neighbor(now, peer, false);
+        true
     }
 
     pub(super) fn drop_neighbor(&mut self, now: Instant, peer: PeerId) {

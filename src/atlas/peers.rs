@@ -63,6 +63,8 @@ pub struct PeerEntry {
     score: f64,
     score_at: Instant,
     pub banned_until: Option<Instant>,
+    /// It said it had no room for us as a neighbour; not asked again before this.
+    full_until: Option<Instant>,
     outcomes: VecDeque<bool>,
 }
 
@@ -135,6 +137,19 @@ impl PeerTable {
         self.entries.get(peer).is_some_and(|e| e.is_banned(now))
     }
 
+    /// The peer had no room for us as a neighbour: leave it be until `until`.
+    pub fn mark_full(&mut self, peer: &PeerId, until: Instant) {
+        if let Some(e) = self.entries.get_mut(peer) {
+            e.full_until = Some(until);
+        }
+    }
+
+    pub fn is_full(&self, peer: &PeerId, now: Instant) -> bool {
+        self.entries
+            .get(peer)
+            .is_some_and(|e| e.full_until.is_some_and(|t| t > now))
+    }
+
     /// Peers the walk may start from, in a stable order so that a seeded RNG
     /// picks the same one every run.
     pub fn walkable(&self, now: Instant) -> Vec<PeerId> {
@@ -194,6 +209,7 @@ impl PeerTable {
                 score: 0.0,
                 score_at: now,
                 banned_until: None,
+                full_until: None,
                 outcomes: VecDeque::new(),
             },
         );

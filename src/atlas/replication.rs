@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use libp2p::PeerId;
+use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::announced::Announced;
@@ -12,8 +13,10 @@ use super::time::Instant;
 use super::{Action, Core, CoreConfig, Observation, Origin, Penalty, Pending};
 use crate::zonefile::{Hash160, Hash160Set, MAX_ZONEFILE_BYTES};
 
-/// How far down the ready queue one peer's batch may look.
-const SCAN_LIMIT: usize = 4096;
+/// How far down the ready queue (rarest first) one peer's batch may look.
+const RAREST_SCAN: usize = 256;
+/// How many of a peer's holdings that we lack a batch may then look at.
+const HOLDINGS_SCAN: usize = 4096;
 
 /// Whether `inv` holds the hash that stands at `position` and was announced
 /// up to `newest`. Only a hash announced more than once needs the index.
@@ -33,6 +36,21 @@ impl Core {
             .filter_map(|n| n.inventory.as_ref())
             .filter(|inv| holds(inv, &self.whitelist, position, newest))
             .count() as u32
+    }
+
+    /// The scheduler position of the hash at `idx`, if we lack it. Most
+    /// indices are either held or the position itself; only a repeated
+    /// announcement needs the index.
+    fn missing_position(&self, idx: u64) -> Option<u64> {
+        if self.present.contains(idx) {
+            return None;
+        }
+        if self.sched.get(idx).is_some() {
+            return Some(idx);
+        }
+        self.whitelist
+            .get(idx)
+            .and_then(|h| self.whitelist.first(&h))
     }
 
     /// A fetch of `hash` failed: its entry backs off.
@@ -84,15 +102,22 @@ impl Core {
             self.shift_holders(Some(&old), Some(&inv));
         } else {
             for idx in added.iter() {
-                if let Some(h) = self.whitelist.get(idx)
-                    && let Some(p) = self.whitelist.first(&h)
-                    && let Some(newest) = self.sched.newest(p)
-                    && !holds(&inv, &self.whitelist, p, newest)
-                {
+                if !inv.insert(idx) {
+                    continue; // Already counted.
+                }
+                let Some(p) = self.missing_position(idx) else {
+                    continue;
+                };
+                // A hash announced more than once counts once per neighbour.
+                let counted = self.sched.newest(p).is_some_and(|newest| newest != p)
+                    && self
+                        .whitelist
+                        .positions(&self.whitelist.get(p).unwrap_or_default())
+                        .any(|i| i != idx && inv.contains(i));
+                if !counted {
                     self.sched.adjust_holders(p, 1);
                     self.sched_dirty = true;
                 }
-                inv.insert(idx);
             }
         }
         if let Some(n) = self.neighbors.get_mut(&peer) {
@@ -144,20 +169,10 @@ impl Core {
                 if n.inflight_fetches >= self.cfg.max_inflight_per_peer {
                     continue;
                 }
-                let Some(inv) = n.inventory.as_ref() else {
+                if n.inventory.is_none() {
                     continue;
-                };
-                let wl = &self.whitelist;
-                let batch: Vec<Hash160> = self
-                    .sched
-                    .take_batch(
-                        |p, newest| holds(inv, wl, p, newest),
-                        self.cfg.batch_max_hashes,
-                        SCAN_LIMIT,
-                    )
-                    .into_iter()
-                    .filter_map(|p| wl.get(p))
-                    .collect();
+                }
+                let batch = self.pick_batch(peer);
                 if batch.is_empty() {
                     continue;
                 }
@@ -175,6 +190,47 @@ impl Core {
                 break;
             }
         }
+    }
+
+    /// Up to a batch of files to ask `peer` for: the rarest ready ones it
+    /// holds, then, if the rarest are all elsewhere, others it holds from a
+    /// random point down. Without the second pass a peer holding only common
+    /// files got nothing while one holding rare files was asked for all of
+    /// them: at 10,000 files a bootstrap crawled through a few full nodes.
+    fn pick_batch(&mut self, peer: &PeerId) -> Vec<Hash160> {
+        let Some(inv) = self.neighbors.get(peer).and_then(|n| n.inventory.as_ref()) else {
+            return Vec::new();
+        };
+        let max = self.cfg.batch_max_hashes;
+        let wl = &self.whitelist;
+        let mut picked =
+            self.sched
+                .take_batch(|p, newest| holds(inv, wl, p, newest), max, RAREST_SCAN);
+        if picked.len() < max {
+            let len = wl.len();
+            let start = self.rng.random_range(0..=len);
+            let present = &self.present;
+            let below_start = inv.difference_rev(present, start);
+            let wrapped = inv
+                .difference_rev(present, len)
+                .take_while(move |i| *i >= start);
+            for idx in below_start.chain(wrapped).take(HOLDINGS_SCAN) {
+                let position = if self.sched.get(idx).is_some() {
+                    Some(idx)
+                } else {
+                    wl.get(idx).and_then(|h| wl.first(&h))
+                };
+                if let Some(p) = position
+                    && self.sched.take(p)
+                {
+                    picked.push(p);
+                    if picked.len() >= max {
+                        break;
+                    }
+                }
+            }
+        }
+        picked.into_iter().filter_map(|p| wl.get(p)).collect()
     }
 
     pub(super) fn on_fetched(

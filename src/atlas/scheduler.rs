@@ -61,6 +61,11 @@ type PositionMap<V> = HashMap<u32, V, BuildHasherDefault<PositionHasher>>;
 /// Ready order: fewest holders, then newest, then position.
 type ReadyKey = (u32, Reverse<u32>, u32);
 
+/// Holder counts above this rank alike. Rarity matters where copies are few;
+/// counting further would re-sort an entry on every neighbour's inventory
+/// delta, which at bootstrap is once per (file, neighbour) pair.
+pub const RARITY_CAP: u32 = 4;
+
 fn narrow(position: u64) -> u32 {
     u32::try_from(position).expect("whitelist positions fit in u32 (Announced caps them)")
 }
@@ -118,7 +123,7 @@ impl Scheduler {
 
     fn key(position: u32, m: &Missing) -> Option<ReadyKey> {
         (m.state == FetchState::Idle && m.holders > 0).then_some((
-            m.holders,
+            m.holders.min(RARITY_CAP),
             Reverse(m.newest),
             position,
         ))
@@ -130,22 +135,30 @@ impl Scheduler {
         let Some(m) = self.missing.get_mut(&position) else {
             return;
         };
-        if let Some(k) = Self::key(position, m) {
-            self.ready.remove(&k);
+        let old_key = Self::key(position, m);
+        let was_backing_off = m.state == FetchState::Backoff;
+        let deadline = f(m);
+        let new_key = Self::key(position, m);
+        if old_key != new_key {
+            if let Some(k) = old_key {
+                self.ready.remove(&k);
+            }
+            if let Some(k) = new_key {
+                self.ready.insert(k);
+            }
         }
-        let old_deadline = self.backoff_until.remove(&position);
-        if let Some(t) = old_deadline {
+        let backing_off = m.state == FetchState::Backoff;
+        if was_backing_off
+            && (!backing_off || deadline.is_some())
+            && let Some(t) = self.backoff_until.remove(&position)
+        {
             self.backoff.remove(&(t, position));
         }
-        let deadline = f(m).or(old_deadline);
-        if let Some(k) = Self::key(position, m) {
-            self.ready.insert(k);
-        }
-        if m.state == FetchState::Backoff {
-            let t = deadline.expect("a backoff comes with its deadline");
+        if backing_off && let Some(t) = deadline {
             self.backoff_until.insert(position, t);
             self.backoff.insert((t, position));
         }
+        debug_assert!(!backing_off || self.backoff_until.contains_key(&position));
     }
 
     /// Records that the hash standing at `position`, which we lack, is also
@@ -167,11 +180,14 @@ impl Scheduler {
 
     pub fn remove(&mut self, position: u64) -> Option<Missing> {
         let position = u32::try_from(position).ok()?;
-        self.update(position, |m| {
-            m.state = FetchState::InFlight;
-            None
-        });
-        self.missing.remove(&position)
+        let m = self.missing.remove(&position)?;
+        if let Some(k) = Self::key(position, &m) {
+            self.ready.remove(&k);
+        }
+        if let Some(t) = self.backoff_until.remove(&position) {
+            self.backoff.remove(&(t, position));
+        }
+        Some(m)
     }
 
     /// Forgets positions `>= len` after the whitelist rolled back; an entry
@@ -231,6 +247,25 @@ impl Scheduler {
             });
         }
         picked.into_iter().map(u64::from).collect()
+    }
+
+    /// Marks one position in flight if it is ready (idle, and someone holds it).
+    pub fn take(&mut self, position: u64) -> bool {
+        let Ok(position) = u32::try_from(position) else {
+            return false;
+        };
+        if self
+            .missing
+            .get(&position)
+            .is_none_or(|m| Self::key(position, m).is_none())
+        {
+            return false;
+        }
+        self.update(position, |m| {
+            m.state = FetchState::InFlight;
+            None
+        });
+        true
     }
 
     /// A fetch failed: retry after a capped exponential backoff.

@@ -528,3 +528,102 @@ fn the_walk_never_stalls_on_delayed_acceptance() {
         core.stats.walk_steps
     );
 }
+
+#[test]
+fn a_full_node_says_busy_and_the_asker_looks_elsewhere() {
+    let files = [file(0), file(1)];
+    let cfg = CoreConfig {
+        max_inbound: 1,
+        ..quiet()
+    };
+    let mut server = Harness::new(cfg, &files);
+    let first = PeerId::random();
+    server.add_neighbor(first, RangeSet::new());
+    server.actions();
+
+    // No room for a second inbound neighbour: its inventory request is refused.
+    let second = PeerId::random();
+    let view = server.view();
+    for (id, request) in [
+        (InboundId(100), Request::Inventory { view }),
+        (
+            InboundId(101),
+            Request::GetZonefiles {
+                hashes: vec![files[0].0],
+            },
+        ),
+    ] {
+        server.core.handle(
+            server.now,
+            Event::Request {
+                peer: second,
+                id,
+                request,
+            },
+        );
+        let acts = server.actions();
+        assert!(
+            acts.iter().any(|a| matches!(
+                a,
+                Action::Respond { peer, id: i, response: Response::Busy } if *peer == second && *i == id
+            )),
+            "{id:?} refused with Busy: {acts:?}"
+        );
+        assert!(
+            !acts
+                .iter()
+                .any(|a| matches!(a, Action::ServeZonefiles { .. } | Action::Penalize { .. })),
+            "nothing served to a non-neighbour, nobody penalised"
+        );
+    }
+    // The neighbour it has is still served.
+    server.core.handle(
+        server.now,
+        Event::Request {
+            peer: first,
+            id: InboundId(102),
+            request: Request::GetZonefiles {
+                hashes: vec![files[0].0],
+            },
+        },
+    );
+    assert!(
+        server
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::ServeZonefiles { peer, .. } if *peer == first))
+    );
+
+    // The asker's side: a Busy answer to a fetch releases the files at once
+    // (another holder is asked), drops the busy peer and penalises nobody.
+    let mut asker = Harness::new(quiet(), &files);
+    let (busy, other) = (PeerId::random(), PeerId::random());
+    asker.add_neighbor(busy, RangeSet::full(2));
+    let sent = fetches(&asker.actions());
+    assert_eq!(sent.len(), 1, "one batch to the only holder");
+    asker.add_neighbor(other, RangeSet::full(2));
+    asker.actions();
+    asker.core.handle(
+        asker.now,
+        Event::Response {
+            peer: busy,
+            id: sent[0].1,
+            response: Response::Busy,
+        },
+    );
+    let acts = asker.actions();
+    let again = fetches(&acts);
+    assert_eq!(again.len(), 1, "{acts:?}");
+    assert_eq!(again[0].0, other);
+    assert_eq!(again[0].2.len(), 2);
+    assert!(!acts.iter().any(|a| matches!(a, Action::Penalize { .. })));
+    assert!(
+        !asker
+            .core
+            .neighbor_list()
+            .iter()
+            .any(|(p, _, _)| *p == busy),
+        "the busy peer is no longer a neighbour"
+    );
+    assert_eq!(asker.core.stats.refused_busy, 1);
+}

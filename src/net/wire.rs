@@ -109,6 +109,9 @@ pub struct InventoryResponse {
     pub ack: bool,
     #[prost(bytes = "vec", tag = "3")]
     pub inventory: Vec<u8>,
+    /// Tag 4 means "busy" in every response that can carry it.
+    #[prost(bool, tag = "4")]
+    pub busy: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -123,6 +126,8 @@ pub struct GetZonefilesResponse {
     pub zonefiles: Vec<Bytes>,
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub missing: Vec<Vec<u8>>,
+    #[prost(bool, tag = "4")]
+    pub busy: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -319,17 +324,28 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             view: view_to(view),
             ack: false,
             inventory: inventory.encode(),
+            busy: false,
         }
         .encode_to_vec(),
         Response::Ack => InventoryResponse {
             view: None,
             ack: true,
             inventory: Vec::new(),
+            busy: false,
+        }
+        .encode_to_vec(),
+        // Only field 4, so it decodes as "busy" under either protocol.
+        Response::Busy => InventoryResponse {
+            view: None,
+            ack: false,
+            inventory: Vec::new(),
+            busy: true,
         }
         .encode_to_vec(),
         Response::Zonefiles { zonefiles, missing } => GetZonefilesResponse {
             zonefiles: zonefiles.clone(),
             missing: missing.iter().map(|h| h.0.to_vec()).collect(),
+            busy: false,
         }
         .encode_to_vec(),
         Response::PushAck { accepted } => PushResponse {
@@ -366,7 +382,9 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
         }
         Protocol::Inventory => {
             let m = InventoryResponse::decode(bytes)?;
-            if m.ack {
+            if m.busy {
+                Response::Busy
+            } else if m.ack {
                 Response::Ack
             } else {
                 Response::Inventory {
@@ -377,9 +395,13 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
         }
         Protocol::Zonefiles => {
             let m = GetZonefilesResponse::decode(bytes)?;
-            Response::Zonefiles {
-                zonefiles: files_checked(m.zonefiles)?,
-                missing: hashes_from(m.missing)?,
+            if m.busy {
+                Response::Busy
+            } else {
+                Response::Zonefiles {
+                    zonefiles: files_checked(m.zonefiles)?,
+                    missing: hashes_from(m.missing)?,
+                }
             }
         }
         Protocol::Push => Response::PushAck {
@@ -433,6 +455,7 @@ mod tests {
             },
             Response::Ack,
             Response::PushAck { accepted: 3 },
+            Response::Busy,
         ];
         for r in &responses {
             let body = encode_response(r).len();
@@ -506,6 +529,8 @@ mod tests {
                 },
             ),
             (Protocol::Push, Response::PushAck { accepted: 3 }),
+            (Protocol::Inventory, Response::Busy),
+            (Protocol::Zonefiles, Response::Busy),
         ];
         for (p, r) in cases {
             assert_eq!(decode_response(p, &encode_response(&r)).unwrap(), r);

@@ -518,6 +518,7 @@ impl Sim {
             totals.fetch_requests += st.fetch_requests;
             totals.fetch_failures += st.fetch_failures;
             totals.walk_steps += st.walk_steps;
+            totals.refused_busy += st.refused_busy;
         }
         self.record.core_stats = [
             ("duplicates_received", totals.duplicates_received),
@@ -526,6 +527,7 @@ impl Sim {
             ("fetch_requests", totals.fetch_requests),
             ("fetch_failures", totals.fetch_failures),
             ("walk_steps", totals.walk_steps),
+            ("refused_busy", totals.refused_busy),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
