@@ -341,6 +341,16 @@ mod tests {
     }
 
     #[test]
+    fn holder_counts_above_the_cap_rank_alike() {
+        let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
+        s.add(1, 1, RARITY_CAP + 5);
+        s.add(2, 2, RARITY_CAP);
+        s.add(3, 3, RARITY_CAP - 1);
+        assert_eq!(s.take_batch(|_, _| true, 10, 100), vec![3, 2, 1]);
+        assert_eq!(s.get(1).unwrap().holders, RARITY_CAP + 5, "the count itself is exact");
+    }
+
+    #[test]
     fn batch_respects_what_the_peer_holds_and_the_size_cap() {
         let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
         for i in 0..10 {
