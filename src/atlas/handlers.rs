@@ -32,7 +32,7 @@ impl Core {
                 );
             }
             Request::Inventory { .. } => {
-                if !self.accept_inbound(now, peer) {
+                if !self.accept_inbound(now, peer) && self.cfg.neighbors_only {
                     self.respond(peer, id, Response::Busy);
                     return;
                 }
@@ -54,7 +54,7 @@ impl Core {
                     self.penalize(now, peer, Penalty::Malformed);
                     hashes.truncate(100);
                 }
-                if !self.neighbors.contains_key(&peer) {
+                if self.cfg.neighbors_only && !self.neighbors.contains_key(&peer) {
                     self.respond(peer, id, Response::Busy);
                     return;
                 }

@@ -84,6 +84,11 @@ pub struct CoreConfig {
     /// stays a random graph: it heals after a partition and cannot be
     /// frozen by whoever we met first. 0 turns it off.
     pub neighbor_rotation_ms: u64,
+    /// Serve inventories and zone files to neighbours only, and answer Busy
+    /// when there is no room for a new one, so that thousands of nodes that
+    /// know the same seed do not all fetch from it at once. Off = the
+    /// original's open service: anyone may fetch from anyone.
+    pub neighbors_only: bool,
 }
 
 impl Default for CoreConfig {
@@ -108,6 +113,7 @@ impl Default for CoreConfig {
             peer_table_per_group: 256,
             ban_secs: 3_600,
             neighbor_rotation_ms: 600_000,
+            neighbors_only: true,
         }
     }
 }
@@ -122,6 +128,7 @@ impl CoreConfig {
             inventory_resync_ms: 600_000,
             deltas: false,
             push: false,
+            neighbors_only: false,
             ..CoreConfig::default()
         }
     }

@@ -347,7 +347,11 @@ mod tests {
         s.add(2, 2, RARITY_CAP);
         s.add(3, 3, RARITY_CAP - 1);
         assert_eq!(s.take_batch(|_, _| true, 10, 100), vec![3, 2, 1]);
-        assert_eq!(s.get(1).unwrap().holders, RARITY_CAP + 5, "the count itself is exact");
+        assert_eq!(
+            s.get(1).unwrap().holders,
+            RARITY_CAP + 5,
+            "the count itself is exact"
+        );
     }
 
     #[test]

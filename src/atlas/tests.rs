@@ -627,3 +627,46 @@ fn a_full_node_says_busy_and_the_asker_looks_elsewhere() {
     );
     assert_eq!(asker.core.stats.refused_busy, 1);
 }
+
+#[test]
+fn the_original_profile_serves_anyone() {
+    let files = [file(0)];
+    let cfg = CoreConfig {
+        max_inbound: 0,
+        ..CoreConfig::original_atlas()
+    };
+    let mut h = Harness::new(cfg, &files);
+    let stranger = PeerId::random();
+    let view = h.view();
+    h.core.handle(
+        h.now,
+        Event::Request {
+            peer: stranger,
+            id: InboundId(1),
+            request: Request::Inventory { view },
+        },
+    );
+    h.core.handle(
+        h.now,
+        Event::Request {
+            peer: stranger,
+            id: InboundId(2),
+            request: Request::GetZonefiles {
+                hashes: vec![files[0].0],
+            },
+        },
+    );
+    let acts = h.actions();
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Respond {
+            response: Response::Inventory { .. },
+            ..
+        }
+    )));
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::ServeZonefiles { peer, .. } if *peer == stranger))
+    );
+    assert!(h.core.neighbor_list().is_empty(), "served, not admitted");
+}
