@@ -670,3 +670,44 @@ fn the_original_profile_serves_anyone() {
     );
     assert!(h.core.neighbor_list().is_empty(), "served, not admitted");
 }
+
+#[test]
+fn a_neighbour_holding_only_common_files_still_gets_work() {
+    // 10,000 files: A holds all of them, B only the last 4,000. The first
+    // 6,000 are the rarest (one holder) and fill the front of the queue
+    // beyond what one batch looks at; B must still be asked for what it holds.
+    let files: Vec<(Hash160, Bytes)> = (0..10_000u32)
+        .map(|i| {
+            let mut h = [0u8; 20];
+            h[..4].copy_from_slice(&i.to_be_bytes());
+            (Hash160(h), Bytes::new())
+        })
+        .collect();
+    let mut h = Harness::new(quiet(), &files);
+    let (a, b) = (PeerId::random(), PeerId::random());
+    h.add_neighbor(a, RangeSet::full(10_000));
+    let mut last = RangeSet::new();
+    last.insert_range(6000, 10_000);
+    h.add_neighbor(b, last);
+    let sent = fetches(&h.actions());
+    let to_b: Vec<_> = sent.iter().filter(|f| f.0 == b).collect();
+    assert_eq!(
+        to_b.len(),
+        4,
+        "B's pipeline is full: {} requests",
+        to_b.len()
+    );
+    let wl = h.core.whitelist().to_vec();
+    for (_, _, hashes) in to_b {
+        assert_eq!(hashes.len(), 100);
+        for x in hashes {
+            let idx = wl.iter().position(|w| w == x).unwrap();
+            assert!(idx >= 6000, "B was asked for a file it does not hold");
+        }
+    }
+    let mut asked: Vec<&Hash160> = sent.iter().flat_map(|f| f.2.iter()).collect();
+    let n = asked.len();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked.len(), n, "no file asked of two peers at once");
+}
