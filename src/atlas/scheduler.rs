@@ -341,6 +341,26 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_keeps_a_surviving_entrys_backoff() {
+        let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
+        s.add(1, 1, 1);
+        s.add(1, 8, 1); // the same hash announced again at position 8
+        assert_eq!(s.take_batch(|_, _| true, 1, 10), vec![1]);
+        s.failed(1, Instant::ZERO);
+        let due = s.next_deadline().unwrap();
+        s.truncate(5, |_| 1);
+        assert_eq!(s.newest(1), Some(1));
+        assert_eq!(
+            s.next_deadline(),
+            Some(due),
+            "still backing off, same deadline"
+        );
+        assert!(s.take_batch(|_, _| true, 1, 10).is_empty());
+        s.on_timer(due);
+        assert_eq!(s.take_batch(|_, _| true, 1, 10), vec![1]);
+    }
+
+    #[test]
     fn holder_counts_above_the_cap_rank_alike() {
         let mut s = Scheduler::new(Duration::from_secs(1), Duration::from_secs(60));
         s.add(1, 1, RARITY_CAP + 5);
