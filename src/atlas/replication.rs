@@ -206,15 +206,20 @@ impl Core {
         let mut picked =
             self.sched
                 .take_batch(|p, newest| holds(inv, wl, p, newest), max, RAREST_SCAN);
+        let first_pass_saw_all = self.sched.ready_len() + picked.len() <= RAREST_SCAN;
         if picked.len() < max {
             let len = wl.len();
+            // Drawn even when the scan is skipped, so the random stream (and
+            // with it every simulation result) does not depend on the shortcut.
             let start = self.rng.random_range(0..=len);
+            // A first pass that saw every ready entry left nothing to find.
+            let budget = if first_pass_saw_all { 0 } else { HOLDINGS_SCAN };
             let present = &self.present;
             let below_start = inv.difference_rev(present, start);
             let wrapped = inv
                 .difference_rev(present, len)
                 .take_while(move |i| *i >= start);
-            for idx in below_start.chain(wrapped).take(HOLDINGS_SCAN) {
+            for idx in below_start.chain(wrapped).take(budget) {
                 let position = if self.sched.get(idx).is_some() {
                     Some(idx)
                 } else {
