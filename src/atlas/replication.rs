@@ -220,12 +220,7 @@ impl Core {
                 .difference_rev(present, len)
                 .take_while(move |i| *i >= start);
             for idx in below_start.chain(wrapped).take(budget) {
-                let position = if self.sched.get(idx).is_some() {
-                    Some(idx)
-                } else {
-                    wl.get(idx).and_then(|h| wl.first(&h))
-                };
-                if let Some(p) = position
+                if let Some(p) = self.missing_position(idx)
                     && self.sched.take(p)
                 {
                     picked.push(p);
