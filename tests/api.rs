@@ -195,6 +195,7 @@ async fn metrics_scrape_parses_and_matches_status() {
     );
     for name in [
         "atlas_duplicate_zonefiles_total",
+        "atlas_refused_busy_total",
         "atlas_fetch_latency_seconds_count",
         "atlas_push_fanout_count",
         "atlas_pending",
