@@ -102,22 +102,18 @@ impl Core {
             self.shift_holders(Some(&old), Some(&inv));
         } else {
             for idx in added.iter() {
-                if !inv.insert(idx) {
+                if inv.contains(idx) {
                     continue; // Already counted.
                 }
-                let Some(p) = self.missing_position(idx) else {
-                    continue;
-                };
                 // A hash announced more than once counts once per neighbour.
-                let counted = self.sched.newest(p).is_some_and(|newest| newest != p)
-                    && self
-                        .whitelist
-                        .positions(&self.whitelist.get(p).unwrap_or_default())
-                        .any(|i| i != idx && inv.contains(i));
-                if !counted {
+                if let Some(p) = self.missing_position(idx)
+                    && let Some(newest) = self.sched.newest(p)
+                    && !holds(&inv, &self.whitelist, p, newest)
+                {
                     self.sched.adjust_holders(p, 1);
                     self.sched_dirty = true;
                 }
+                inv.insert(idx);
             }
         }
         if let Some(n) = self.neighbors.get_mut(&peer) {
