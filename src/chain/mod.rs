@@ -12,6 +12,7 @@ mod follower_tests;
 pub mod names;
 pub mod regtest;
 pub mod rpc;
+pub mod rules;
 pub mod source;
 pub mod tx;
 pub mod verify;

@@ -74,6 +74,34 @@ impl RegtestChain {
         chain
     }
 
+    /// A chain made of `blocks`, genesis first (e.g. a fixture built by other
+    /// software), indexed as if mined here. The blocks must link and carry
+    /// valid merkle roots and proof of work, so whatever serves them serves a
+    /// real chain. Outputs paying the miner key stay spendable, so the chain
+    /// can be extended with `mine` and `bns_tx`.
+    pub fn from_blocks(blocks: Vec<Block>) -> Result<Self, String> {
+        if blocks.is_empty() {
+            return Err("no blocks: a chain starts with its genesis block".into());
+        }
+        for (h, block) in blocks.iter().enumerate() {
+            if h > 0 && block.header.prev_blockhash != blocks[h - 1].block_hash() {
+                return Err(format!("block {h} does not link to block {}", h - 1));
+            }
+            if !block.check_merkle_root() {
+                return Err(format!("block {h} has a wrong merkle root"));
+            }
+            if block.header.validate_pow(block.header.target()).is_err() {
+                return Err(format!("block {h} does not meet its proof-of-work target"));
+            }
+        }
+        let mut chain = Self::new();
+        chain.blocks = blocks;
+        // `truncate` rebuilds the indexes and the miner's spendable outputs
+        // from whatever blocks the chain holds.
+        chain.truncate(chain.height());
+        Ok(chain)
+    }
+
     fn index_block(&mut self, height: usize) {
         let block = &self.blocks[height];
         let ids: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
@@ -424,5 +452,48 @@ mod tests {
         assert!(verify_merkle_branch(txids[1], &branch, 1, block.header.merkle_root).is_ok());
         assert!(verify_merkle_branch(txids[0], &branch, 1, block.header.merkle_root).is_err());
         assert!(verify_merkle_branch(txids[1], &branch, 0, block.header.merkle_root).is_err());
+    }
+
+    #[test]
+    fn a_chain_rebuilt_from_its_blocks_indexes_and_mines_the_same() {
+        let mut chain = RegtestChain::new();
+        chain.mine_empty(COINBASE_MATURITY + 1);
+        let tx = chain.bns_tx(b"id!.id", vec![]).unwrap();
+        let txid = tx.compute_txid();
+        chain.mine(vec![tx]);
+        let blocks: Vec<Block> = (0..=chain.height())
+            .map(|h| chain.block(h).unwrap().clone())
+            .collect();
+
+        let mut copy = RegtestChain::from_blocks(blocks.clone()).unwrap();
+        assert_eq!(copy.tip_hash(), chain.tip_hash());
+        assert_eq!(
+            copy.find_tx(&txid).map(|(_, h, p)| (h, p)),
+            Some((chain.height(), 1))
+        );
+        let miner = chain.miner_script();
+        assert_eq!(copy.script_history(&miner), chain.script_history(&miner));
+        // The miner's outputs were rebuilt: it can still spend and mine.
+        let tx = copy.bns_tx(b"id!.id", vec![]).expect("a spendable output");
+        copy.mine(vec![tx]);
+        verify_headers(None, &copy.headers(), 0, Network::Regtest).unwrap();
+
+        assert!(RegtestChain::from_blocks(Vec::new()).is_err());
+        let mut unlinked = blocks.clone();
+        unlinked.remove(5);
+        assert!(
+            RegtestChain::from_blocks(unlinked)
+                .err()
+                .expect("a gap is refused")
+                .contains("block 5 does not link")
+        );
+        let mut tampered = blocks;
+        tampered[7].txdata[0].output[0].value = Amount::from_sat(1);
+        assert!(
+            RegtestChain::from_blocks(tampered)
+                .err()
+                .expect("a changed transaction is refused")
+                .contains("merkle root")
+        );
     }
 }

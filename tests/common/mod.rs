@@ -1,6 +1,9 @@
 //! Shared helpers for the integration tests: the real BNS corpus, devnets on
-//! free loopback ports, and a tiny Prometheus text parser.
+//! free loopback ports, a tiny Prometheus text parser, and (`oracle`) the
+//! original BNS indexer run over a regtest chain.
 #![allow(dead_code)]
+
+pub mod oracle;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
