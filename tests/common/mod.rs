@@ -3,6 +3,7 @@
 //! original BNS indexer run over a regtest chain.
 #![allow(dead_code)]
 
+pub mod bns;
 pub mod oracle;
 
 use std::collections::HashMap;

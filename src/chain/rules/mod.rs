@@ -3,5 +3,19 @@
 //! the consensus records and hashes, and the Atlas whitelist they yield.
 //! `../shared/oracle` runs the original; the tests compare against it.
 
+pub mod commit;
 pub mod consensus;
+pub mod engine;
+pub mod extract;
+pub mod hashing;
+pub mod keyring;
+pub mod name_ops;
+pub mod namespace_ops;
+pub mod params;
+pub mod payment;
+pub mod price;
 pub mod py2;
+pub mod records;
+pub mod replay;
+pub mod state;
+pub mod txparse;

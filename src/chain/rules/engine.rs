@@ -1,0 +1,289 @@
+//! One block at a time, as virtualchain and the original's hooks process it:
+//! a first pass over the creation operations finds same-block collisions
+//! (every registration of one name, or reveal of one namespace, that would
+//! pass is refused when there are two), then each operation is checked and
+//! committed in transaction order; the accepted records make the block's
+//! consensus hash, and the zone-file hashes they carry extend the whitelist.
+
+use std::collections::HashSet;
+
+use super::commit::{Commit, Reject};
+use super::consensus;
+use super::extract::{Body, ParsedOp};
+use super::name_ops::{self, Ctx};
+use super::namespace_ops;
+use super::params::RuleSet;
+use super::py2;
+use super::state::{Account, Db};
+
+/// An accepted operation, as the oracle lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub txid: String,
+    pub vtxindex: u32,
+    pub opcode: &'static str,
+    /// The name or namespace it concerns (the preorder hash for preorders).
+    pub history_id: String,
+}
+
+/// A zone-file hash an accepted operation announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub name: String,
+    pub value_hash: String,
+    pub txid: String,
+    pub vtxindex: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockOutcome {
+    pub consensus_hash: String,
+    pub ops_hash: String,
+    pub accepted: Vec<Accepted>,
+    pub rejected: Vec<(String, u32, Reject)>,
+    pub announced: Vec<Announced>,
+    /// (preorder hash, the name or namespace that consumed it)
+    pub consumed_preorders: Vec<(String, String)>,
+}
+
+/// A genesis token allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    pub address: String,
+    pub token_type: String,
+    pub value: i128,
+    pub lock_send: u64,
+    pub receive_whitelisted: bool,
+    /// block -> amount vested then
+    pub vesting: Vec<(u64, i128)>,
+}
+
+pub struct Engine {
+    pub rules: RuleSet,
+    pub db: Db,
+    /// The last block processed.
+    pub lastblock: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Name,
+    Namespace,
+    Preorder,
+}
+
+fn opcode_name(op: &ParsedOp) -> &'static str {
+    match op.body {
+        Body::NamePreorder { .. } => "NAME_PREORDER",
+        Body::NameRegistration { .. } => "NAME_REGISTRATION",
+        Body::NameRenewal { .. } => "NAME_RENEWAL",
+        Body::NameUpdate { .. } => "NAME_UPDATE",
+        Body::NameTransfer { .. } => "NAME_TRANSFER",
+        Body::NameRevoke { .. } => "NAME_REVOKE",
+        Body::NameImport { .. } => "NAME_IMPORT",
+        Body::NamespacePreorder { .. } => "NAMESPACE_PREORDER",
+        Body::NamespaceReveal { .. } => "NAMESPACE_REVEAL",
+        Body::NamespaceReady { .. } => "NAMESPACE_READY",
+        Body::TokenTransfer { .. } => "TOKEN_TRANSFER",
+    }
+}
+
+/// The id collisions are counted on: names for registrations, namespace
+/// ids for reveals, hashes for preorders. Imports never collide.
+fn collision_key(op: &ParsedOp) -> Option<(Key, String)> {
+    match &op.body {
+        Body::NameRegistration { name, .. } => Some((Key::Name, name.clone())),
+        Body::NamespaceReveal { namespace_id, .. } => Some((Key::Namespace, namespace_id.clone())),
+        Body::NamePreorder { preorder_hash, .. }
+        | Body::NamespacePreorder { preorder_hash, .. } => {
+            Some((Key::Preorder, preorder_hash.clone()))
+        }
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// An engine before its first block, with the genesis snapshots and
+    /// token allocations.
+    pub fn new(rules: RuleSet, genesis: &[Allocation]) -> Self {
+        let mut db = Db::default();
+        let first = rules.first_block as i64;
+        for b in first - 4..first {
+            db.consensus
+                .insert(b, hex::encode(consensus::GENESIS_SNAPSHOT));
+        }
+        for a in genesis {
+            db.accounts.insert(
+                (a.address.clone(), a.token_type.clone()),
+                Account {
+                    credit_value: a.value,
+                    debit_value: 0,
+                    lock_transfer_block_id: a.lock_send,
+                    receive_whitelisted: a.receive_whitelisted,
+                },
+            );
+            for (block, amount) in &a.vesting {
+                db.vesting.entry(*block).or_default().push((
+                    a.address.clone(),
+                    a.token_type.clone(),
+                    *amount,
+                ));
+            }
+        }
+        let lastblock = rules.first_block - 1;
+        Engine {
+            rules,
+            db,
+            lastblock,
+        }
+    }
+
+    /// The consensus hash of a processed block (or a genesis row).
+    pub fn consensus_hash(&self, block: u64) -> Option<&str> {
+        self.db.consensus.get(&(block as i64)).map(String::as_str)
+    }
+
+    fn check(
+        &self,
+        op: &ParsedOp,
+        block: u64,
+        registered_to: &[String],
+        keyring: &mut Option<(String, Vec<String>)>,
+    ) -> Result<Commit, Reject> {
+        let c = Ctx {
+            rules: &self.rules,
+            db: &self.db,
+            block,
+            registered_to,
+        };
+        match op.body {
+            Body::NamePreorder { .. } => name_ops::check_preorder(&c, op),
+            Body::NameRegistration { .. } => name_ops::check_registration(&c, op),
+            Body::NameRenewal { .. } => name_ops::check_renewal(&c, op),
+            Body::NameUpdate { .. } => name_ops::check_update(&c, op),
+            Body::NameTransfer { .. } => name_ops::check_transfer(&c, op),
+            Body::NameRevoke { .. } => name_ops::check_revoke(&c, op),
+            Body::NameImport { .. } => name_ops::check_import(&c, op, keyring),
+            Body::NamespacePreorder { .. } => namespace_ops::check_namespace_preorder(&c, op),
+            Body::NamespaceReveal { .. } => namespace_ops::check_reveal(&c, op),
+            Body::NamespaceReady { .. } => namespace_ops::check_ready(&c, op),
+            Body::TokenTransfer { .. } => namespace_ops::check_token_transfer(&c, op),
+        }
+    }
+
+    /// Builds the import keyring a check derived (the original caches it on
+    /// disk as soon as the check gets that far).
+    fn keep_keyring(&mut self, keyring: Option<(String, Vec<String>)>) {
+        if let Some((ns, k)) = keyring {
+            self.db.keyrings.entry(ns).or_insert(k);
+        }
+    }
+
+    /// `db_scan_block`: the ids that two or more creation operations of this
+    /// block would create.
+    fn scan_collisions(&mut self, block: u64, ops: &[ParsedOp]) -> HashSet<(Key, String)> {
+        let mut seen: HashSet<(Key, String)> = HashSet::new();
+        let mut collided = HashSet::new();
+        let mut registered_to = Vec::new();
+        for op in ops {
+            let creation = matches!(
+                op.body,
+                Body::NameRegistration { .. }
+                    | Body::NameImport { .. }
+                    | Body::NamespaceReveal { .. }
+            );
+            if !creation {
+                continue;
+            }
+            let mut keyring = None;
+            let passed = self.check(op, block, &registered_to, &mut keyring).ok();
+            self.keep_keyring(keyring);
+            let mut owner = op.sender.clone();
+            if let (Some(commit), Some(key)) = (passed, collision_key(op)) {
+                if seen.contains(&key) {
+                    collided.insert(key);
+                } else {
+                    seen.insert(key);
+                    owner = commit.registers_to.unwrap_or(owner);
+                }
+            }
+            if matches!(op.body, Body::NameRegistration { .. }) {
+                registered_to.push(owner);
+            }
+        }
+        collided
+    }
+
+    /// Processes block `block` (the next one) with its BNS operations in
+    /// transaction order.
+    pub fn process_block(&mut self, block: u64, ops: &[ParsedOp]) -> BlockOutcome {
+        debug_assert_eq!(block, self.lastblock + 1, "blocks are processed in order");
+        let mut taken = self.scan_collisions(block, ops);
+        let mut out = BlockOutcome::default();
+        let mut registered_to: Vec<String> = Vec::new();
+        let mut serialized = Vec::new();
+        for op in ops {
+            let mut keyring = None;
+            let verdict = self.check(op, block, &registered_to, &mut keyring);
+            self.keep_keyring(keyring);
+            let verdict = verdict.and_then(|commit| match collision_key(op) {
+                Some(key) if !taken.insert(key.clone()) => {
+                    Err("collides with another operation in this block")
+                }
+                _ => Ok(commit),
+            });
+            match verdict {
+                Ok(commit) => {
+                    serialized.push(py2::serialize_op(op.opcode, &commit.record));
+                    if let Some(owner) = &commit.registers_to {
+                        registered_to.push(owner.clone());
+                    }
+                    let history_id = match &op.body {
+                        Body::NamePreorder { preorder_hash, .. }
+                        | Body::NamespacePreorder { preorder_hash, .. } => preorder_hash.clone(),
+                        Body::NamespaceReveal { namespace_id, .. }
+                        | Body::NamespaceReady { namespace_id } => namespace_id.clone(),
+                        Body::TokenTransfer { .. } => op.address.clone(),
+                        _ => commit
+                            .name
+                            .as_ref()
+                            .map(|n| n.name.clone())
+                            .unwrap_or_default(),
+                    };
+                    if let Some(value_hash) = &commit.announces {
+                        out.announced.push(Announced {
+                            name: history_id.clone(),
+                            value_hash: value_hash.clone(),
+                            txid: op.txid.clone(),
+                            vtxindex: op.vtxindex,
+                        });
+                    }
+                    out.accepted.push(Accepted {
+                        txid: op.txid.clone(),
+                        vtxindex: op.vtxindex,
+                        opcode: opcode_name(op),
+                        history_id: history_id.clone(),
+                    });
+                    if let Some(p) = &commit.preorder_remove {
+                        out.consumed_preorders.push((p.clone(), history_id.clone()));
+                    }
+                    commit.apply(&mut self.db);
+                }
+                Err(reason) => out.rejected.push((op.txid.clone(), op.vtxindex, reason)),
+            }
+        }
+        let ops_hash = consensus::ops_hash(&serialized);
+        let prior: Vec<[u8; 16]> = consensus::skip_list_heights(block, self.rules.first_block)
+            .into_iter()
+            .filter_map(|h| self.consensus_hash(h))
+            .filter_map(|c| hex::decode(c).ok()?.try_into().ok())
+            .collect();
+        let ch = hex::encode(consensus::consensus_hash(&ops_hash, &prior));
+        self.db.consensus.insert(block as i64, ch.clone());
+        self.db.vest(block + 1);
+        self.lastblock = block;
+        out.consensus_hash = ch;
+        out.ops_hash = hex::encode(ops_hash);
+        out
+    }
+}
