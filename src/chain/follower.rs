@@ -1,8 +1,9 @@
 //! The virtualchain follower: discovers BNS transactions by walking script
 //! histories (Electrum servers do not index OP_RETURN outputs), believes
-//! each only with a merkle proof against verified headers, applies the name
-//! rules in chain order up to the confirmation depth, and yields the ordered
-//! announcements. A reorg below the confirmed height rolls them back.
+//! each only with a merkle proof against verified headers, applies the
+//! original indexer's rules (`rules`) block by block up to the confirmation
+//! depth, and yields the ordered announcements. A reorg below the confirmed
+//! height rolls them back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -12,10 +13,13 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Network, ScriptBuf, Transaction, Txid};
 
 use super::backend::{BackendError, ChainBackend, VerifiedChain};
-use super::names::{Announcement, NameState, PlacedOp};
-use super::tx::extract;
+use super::rules::engine::{Allocation, Engine};
+use super::rules::extract::parse_tx;
+use super::rules::params::RuleSet;
+use super::rules::txparse;
 use super::verify::VerifyError;
 use crate::store::{ChainDelta, SavedChain};
+use crate::zonefile::Hash160;
 
 /// The p2pkh script of hash160 0x00…00 (`1111111111111111111114oLvT2`),
 /// where preorders burn their fees.
@@ -27,6 +31,55 @@ pub fn burn_script() -> ScriptBuf {
 
 const EXAMINE_SLICE: usize = 1000;
 
+/// Bumped whenever what is saved changes meaning, so older progress is
+/// re-read from the chain instead of misread.
+const SAVE_FORMAT: &str = "ops2";
+
+/// One whitelist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub zonefile_hash: Hash160,
+    pub name: String,
+    pub height: u64,
+    pub txid: Txid,
+    pub vtxindex: usize,
+}
+
+/// A transaction that may carry a BNS operation, where it sits, and the
+/// script each of its inputs spends (the rules check every input).
+#[derive(Debug, Clone)]
+pub struct PlacedOp {
+    pub height: u64,
+    pub vtxindex: usize,
+    pub tx: Transaction,
+    pub prevouts: Vec<ScriptBuf>,
+}
+
+/// Length-prefixed scripts, as saved beside each transaction.
+fn encode_scripts(scripts: &[ScriptBuf]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in scripts {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out
+}
+
+fn decode_scripts(mut b: &[u8]) -> Option<Vec<ScriptBuf>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        out.push(ScriptBuf::from_bytes(b.get(4..4 + len)?.to_vec()));
+        b = &b[4 + len..];
+    }
+    Some(out)
+}
+
+/// A transaction whose OP_RETURN starts with the BNS magic bytes.
+fn looks_like_bns(tx: &Transaction) -> bool {
+    !tx.is_coinbase() && txparse::nulldata_payload(tx).is_some_and(|d| d.starts_with(b"id"))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerStatus {
     pub tip: u64,
@@ -36,6 +89,8 @@ pub struct FollowerStatus {
 
 pub struct Follower {
     network: Network,
+    rules: RuleSet,
+    genesis: Vec<Allocation>,
     confirmations: u64,
     start_height: u64,
     verified: VerifiedChain,
@@ -43,8 +98,11 @@ pub struct Follower {
     /// Every transaction already examined, with its height.
     seen: HashMap<Txid, u64>,
     ops: BTreeMap<(u64, usize), PlacedOp>,
-    /// The name state up to `applied_to` (for consensus hashes and tests).
-    pub state: NameState,
+    /// The rules' state up to `applied_to` (for consensus hashes and tests).
+    pub state: Engine,
+    announcements: Vec<Announcement>,
+    /// Operations the rules refused, with the reason (for logs and tests).
+    pub rejected: Vec<(Txid, &'static str)>,
     /// The last block `state` has applied; `start_height - 1` before any.
     applied_to: u64,
     /// The lowest height whose operations changed since `state` was built.
@@ -64,7 +122,8 @@ struct Unsaved {
 
 impl Follower {
     /// Follows from `checkpoint` (a trusted header at `start_height - 1`),
-    /// watching `scripts` besides the burn address.
+    /// watching `scripts` besides the burn address, under mainnet's rules on
+    /// Bitcoin and the oracle's test rules (mainnet epochs) elsewhere.
     pub fn new(
         network: Network,
         checkpoint: Header,
@@ -72,11 +131,46 @@ impl Follower {
         confirmations: u64,
         scripts: impl IntoIterator<Item = ScriptBuf>,
     ) -> Self {
+        let rules = if network == Network::Bitcoin {
+            RuleSet::mainnet()
+        } else {
+            RuleSet::test(None)
+        };
+        Self::with_rules(
+            network,
+            rules,
+            Vec::new(),
+            checkpoint,
+            start_height,
+            confirmations,
+            scripts,
+        )
+    }
+
+    /// As `new`, under `rules` and with genesis token allocations.
+    pub fn with_rules(
+        network: Network,
+        mut rules: RuleSet,
+        genesis: Vec<Allocation>,
+        checkpoint: Header,
+        start_height: u64,
+        confirmations: u64,
+        scripts: impl IntoIterator<Item = ScriptBuf>,
+    ) -> Self {
         let start_height = start_height.max(1);
+        rules.first_block = start_height;
         let mut watched: BTreeSet<ScriptBuf> = scripts.into_iter().collect();
         watched.insert(burn_script());
+        for a in &genesis {
+            if let Some(s) = super::rules::hashing::address_script(&a.address) {
+                watched.insert(s);
+            }
+        }
         Follower {
             network,
+            state: Engine::new(rules.clone(), &genesis),
+            rules,
+            genesis,
             confirmations: confirmations.max(1),
             start_height,
             verified: VerifiedChain::new(network, checkpoint, start_height - 1),
@@ -88,7 +182,8 @@ impl Follower {
             watched,
             seen: HashMap::new(),
             ops: BTreeMap::new(),
-            state: NameState::new(network, start_height),
+            announcements: Vec::new(),
+            rejected: Vec::new(),
             applied_to: start_height - 1,
             dirty_from: None,
         }
@@ -102,7 +197,13 @@ impl Follower {
             .header(self.start_height - 1)
             .map(|h| h.block_hash().to_string())
             .unwrap_or_default();
-        format!("{}:{}:{checkpoint}", self.network, self.start_height).into_bytes()
+        format!(
+            "{}:{}:{checkpoint}:{SAVE_FORMAT}:{}",
+            self.network,
+            self.start_height,
+            self.rules.identity()
+        )
+        .into_bytes()
     }
 
     /// Loads saved progress, re-checking it as if a server had sent it.
@@ -132,12 +233,17 @@ impl Follower {
             .extend_checked(headers.split_off(1))
             .map_err(|e| format!("saved headers: {e}"))?;
         let mut ops = BTreeMap::new();
-        for (height, pos, sender, raw) in saved.ops {
+        for (height, pos, prevouts, raw) in saved.ops {
             let tx: Transaction = deserialize(&raw).map_err(|e| format!("saved tx: {e}"))?;
-            let bns = extract(&tx)
-                .ok()
-                .flatten()
-                .ok_or_else(|| format!("saved tx {} is not a BNS operation", tx.compute_txid()))?;
+            if !looks_like_bns(&tx) {
+                return Err(format!(
+                    "saved tx {} is not a BNS operation",
+                    tx.compute_txid()
+                ));
+            }
+            let prevouts = decode_scripts(&prevouts)
+                .filter(|p| p.len() == tx.input.len())
+                .ok_or_else(|| format!("saved tx {}: bad input scripts", tx.compute_txid()))?;
             if height > verified.height() {
                 return Err(format!(
                     "saved operation above the saved headers ({height})"
@@ -146,8 +252,8 @@ impl Follower {
             let op = PlacedOp {
                 height,
                 vtxindex: pos as usize,
-                sender: ScriptBuf::from_bytes(sender),
-                tx: bns,
+                tx,
+                prevouts,
             };
             ops.insert((height, pos as usize), op);
         }
@@ -192,7 +298,7 @@ impl Follower {
                 .into_iter()
                 .filter_map(|(key, raw)| {
                     let op = self.ops.get(&key)?;
-                    Some((key.0, key.1 as u64, op.sender.to_bytes(), raw))
+                    Some((key.0, key.1 as u64, encode_scripts(&op.prevouts), raw))
                 })
                 .collect(),
             seen: u
@@ -251,24 +357,20 @@ impl Follower {
     ) -> Result<Vec<ScriptBuf>, BackendError> {
         let txs = self.verified.verified_txs(backend, wanted)?;
         // Operations are often funded by the previous one (a chain of
-        // spends), so the slice itself answers many sender lookups.
+        // spends), so the slice itself answers many input lookups.
         let mut funding: HashMap<Txid, Transaction> = HashMap::new();
         let mut found = Vec::new();
         for ((txid, height), (tx, pos)) in wanted.iter().zip(txs) {
-            match extract(&tx) {
-                Ok(Some(bns)) if !tx.input.is_empty() => {
-                    found.push((*height, pos, tx.clone(), bns));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(%txid, "malformed BNS payload: {e}"),
+            if looks_like_bns(&tx) {
+                found.push((*height, pos, tx.clone()));
             }
             funding.insert(*txid, tx);
         }
-        // The sender is the script input 0 spends; funding transactions
+        // The rules read the script of every input; funding transactions
         // fetched here must hash to the ids we spend.
         let mut funding_ids: Vec<Txid> = found
             .iter()
-            .map(|(_, _, tx, _)| tx.input[0].previous_output.txid)
+            .flat_map(|(_, _, tx)| tx.input.iter().map(|i| i.previous_output.txid))
             .filter(|id| !funding.contains_key(id))
             .collect();
         funding_ids.sort();
@@ -295,20 +397,24 @@ impl Follower {
             funding.insert(*want, tx);
         }
         let mut new_scripts = Vec::new();
-        for (height, pos, tx, bns) in found {
-            let prev = tx.input[0].previous_output;
-            let Some(sender) = funding
-                .get(&prev.txid)
-                .and_then(|f| f.output.get(prev.vout as usize))
-                .map(|o| o.script_pubkey.clone())
-            else {
+        for (height, pos, tx) in found {
+            let prevouts: Option<Vec<ScriptBuf>> = tx
+                .input
+                .iter()
+                .map(|i| {
+                    funding
+                        .get(&i.previous_output.txid)
+                        .and_then(|f| f.output.get(i.previous_output.vout as usize))
+                        .map(|o| o.script_pubkey.clone())
+                })
+                .collect();
+            let Some(prevouts) = prevouts else {
                 continue;
             };
-            for script in std::iter::once(&sender).chain(bns.recipient.as_ref()) {
-                if self.watched.insert(script.clone()) {
-                    self.unsaved.watched.push(script.clone());
-                    new_scripts.push(script.clone());
-                }
+            // Whoever sends or receives an operation may send the next one.
+            let recipient = tx.output.get(1).map(|o| o.script_pubkey.clone());
+            for script in prevouts.iter().take(1).chain(recipient.as_ref()) {
+                self.watch(script.clone(), &mut new_scripts);
             }
             self.unsaved.ops.insert((height, pos), serialize(&tx));
             self.dirty_from = Some(self.dirty_from.map_or(height, |d| d.min(height)));
@@ -317,8 +423,8 @@ impl Follower {
                 PlacedOp {
                     height,
                     vtxindex: pos,
-                    sender,
-                    tx: bns,
+                    tx,
+                    prevouts,
                 },
             );
         }
@@ -334,7 +440,8 @@ impl Follower {
         let tip = self.sync_headers(backend)?;
         let confirmed = (tip + 1).saturating_sub(self.confirmations);
         // Discovery to a fixed point: an operation can make a new script
-        // relevant (a sender, a new owner), whose history is read next.
+        // relevant (a sender, a new owner, an import keyring), whose history
+        // is read next.
         let mut scripts: Vec<ScriptBuf> = self.watched.iter().cloned().collect();
         while !scripts.is_empty() {
             let mut wanted: Vec<(Txid, u64)> = Vec::new();
@@ -356,28 +463,89 @@ impl Follower {
             for slice in wanted.chunks(EXAMINE_SLICE) {
                 scripts.extend(self.examine(backend, slice)?);
             }
+            if scripts.is_empty() {
+                self.apply(confirmed);
+                scripts = self.keyring_scripts();
+            }
         }
-        // Blocks are applied once; an operation found below what the state
-        // already covers (or a rewind) rebuilds it from the start.
-        if self.dirty_from.is_some_and(|d| d <= self.applied_to) || confirmed < self.applied_to {
-            self.state = NameState::new(self.network, self.start_height);
-            self.applied_to = self.start_height - 1;
-        }
-        self.dirty_from = None;
-        for h in self.applied_to + 1..=confirmed {
-            let ops: Vec<PlacedOp> = self
-                .ops
-                .range((h, 0)..(h + 1, 0))
-                .map(|(_, op)| op.clone())
-                .collect();
-            self.state.apply_block(h, &ops);
-        }
-        self.applied_to = self.applied_to.max(confirmed);
         Ok(FollowerStatus {
             tip,
             confirmed,
-            consensus_hash: self.state.consensus_hash(confirmed),
+            consensus_hash: self.consensus_hash(confirmed).unwrap_or_default(),
         })
+    }
+
+    /// Starts watching `script`; new ones are also listed in `new`.
+    fn watch(&mut self, script: ScriptBuf, new: &mut Vec<ScriptBuf>) {
+        if self.watched.insert(script.clone()) {
+            self.unsaved.watched.push(script.clone());
+            new.push(script);
+        }
+    }
+
+    /// Import keyring addresses not watched yet: imports may come from any.
+    fn keyring_scripts(&mut self) -> Vec<ScriptBuf> {
+        let addresses: Vec<String> = self.state.db.keyrings.values().flatten().cloned().collect();
+        let mut new = Vec::new();
+        for a in addresses {
+            if let Some(s) = super::rules::hashing::address_script(&a) {
+                self.watch(s, &mut new);
+            }
+        }
+        new
+    }
+
+    /// Runs the rules over blocks up to `confirmed`. Blocks are applied
+    /// once; an operation found below what the state already covers (or a
+    /// rewind) rebuilds the state from the start.
+    fn apply(&mut self, confirmed: u64) {
+        if self.dirty_from.is_some_and(|d| d <= self.applied_to) || confirmed < self.applied_to {
+            self.state = Engine::new(self.rules.clone(), &self.genesis);
+            self.applied_to = self.start_height - 1;
+            self.announcements.clear();
+            self.rejected.clear();
+        }
+        self.dirty_from = None;
+        for h in self.applied_to + 1..=confirmed {
+            let ops: Vec<_> = self
+                .ops
+                .range((h, 0)..(h + 1, 0))
+                .filter_map(|(_, op)| {
+                    let prevouts: Vec<Vec<u8>> = op.prevouts.iter().map(|s| s.to_bytes()).collect();
+                    parse_tx(&self.rules, h, op.vtxindex as u32, &op.tx, &prevouts)
+                })
+                .collect();
+            let outcome = self.state.process_block(h, &ops);
+            for (txid, _, reason) in outcome.rejected {
+                if let Ok(txid) = txid.parse() {
+                    self.rejected.push((txid, reason));
+                }
+            }
+            for a in outcome.announced {
+                let (Ok(txid), Ok(bytes)) = (a.txid.parse(), hex::decode(&a.value_hash)) else {
+                    continue;
+                };
+                let Ok(zonefile_hash) = Hash160::from_slice(&bytes) else {
+                    continue;
+                };
+                self.announcements.push(Announcement {
+                    zonefile_hash,
+                    name: a.name,
+                    height: h,
+                    txid,
+                    vtxindex: a.vtxindex as usize,
+                });
+            }
+        }
+        self.applied_to = self.applied_to.max(confirmed);
+    }
+
+    /// The consensus hash after block `height`, once the rules reached it.
+    pub fn consensus_hash(&self, height: u64) -> Option<[u8; 16]> {
+        hex::decode(self.state.consensus_hash(height)?)
+            .ok()?
+            .try_into()
+            .ok()
     }
 
     /// The height of the last verified header.
@@ -393,6 +561,6 @@ impl Follower {
     }
 
     pub fn announcements(&self) -> &[Announcement] {
-        &self.state.announcements
+        &self.announcements
     }
 }

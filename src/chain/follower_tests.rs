@@ -18,24 +18,14 @@ struct Script {
     chain: RegtestChain,
 }
 
-impl Script {
-    fn update(
-        &mut self,
-        name: &str,
-        consensus: [u8; 16],
-        zonefile: Hash160,
-    ) -> bitcoin::Transaction {
-        self.chain.name_update(name, consensus, zonefile)
-    }
-}
-
 fn zf(i: u8) -> Hash160 {
     Hash160::of(format!("$ORIGIN z{i}.id\n").as_bytes())
 }
 
 /// A chain with namespace "imp" (revealed, for imports) and "id" (ready),
-/// one import and one registration. Returns the script builder and the
-/// height the registration is at.
+/// one import, and one registration followed by an update (epoch 1:
+/// registrations carry no zone-file hash). Returns the script builder and
+/// the height the update is at.
 fn scripted() -> (Script, u64) {
     let mut s = Script {
         chain: RegtestChain::new(),
@@ -53,7 +43,9 @@ fn scripted() -> (Script, u64) {
     c.mine(vec![a, b]);
     let a = c.name_preorder("bob.id");
     c.mine(vec![a]);
-    let a = c.name_register("bob.id", zf(2));
+    let a = c.name_register("bob.id", None);
+    c.mine(vec![a]);
+    let a = c.name_update("bob.id", zf(2));
     c.mine(vec![a]);
     let h = s.chain.height() as u64;
     (s, h)
@@ -85,33 +77,34 @@ fn imports_registrations_and_updates_become_announcements_in_chain_order() {
     let (mut s, _) = scripted();
     let (mut f, mut backend) = follow(&s, 1);
     poll(&mut f, &mut backend, &s);
-    assert_eq!(
-        hashes(&f),
-        vec![zf(1), zf(2)],
-        "rejected: {:?}",
-        f.state.rejected
-    );
+    assert_eq!(hashes(&f), vec![zf(1), zf(2)], "rejected: {:?}", f.rejected);
     assert_eq!(f.announcements()[0].name, "alice.imp");
     assert_eq!(f.announcements()[1].name, "bob.id");
 
-    // An update naming the name through a recent consensus hash.
-    let ch = f.state.consensus_hash(s.chain.height() as u64);
-    let good = s.update("bob.id", ch, zf(3));
-    let stale = s.update("bob.id", [9; 16], zf(4));
+    // An update naming the name through a recent consensus hash; one
+    // quoting a hash that no block has is refused.
+    let good = s.chain.name_update("bob.id", zf(3));
+    let stale = s.chain.name_update_quoting("bob.id", [9; 16], zf(4));
     s.chain.mine(vec![good, stale]);
     poll(&mut f, &mut backend, &s);
     assert_eq!(hashes(&f), vec![zf(1), zf(2), zf(3)]);
     assert_eq!(
-        f.state.rejected.len(),
+        f.rejected.len(),
         1,
         "the update with an unknown consensus hash is refused"
     );
+    // The follower's consensus hash is the one the builder's rules compute.
+    assert_eq!(
+        f.consensus_hash(s.chain.height() as u64),
+        Some(s.chain.tip_consensus_hash())
+    );
 
     // Registering a taken name, or without a preorder, is refused.
-    let again = s.chain.name_register("bob.id", zf(5));
+    let again = s.chain.name_register("bob.id", None);
     s.chain.mine(vec![again]);
     poll(&mut f, &mut backend, &s);
     assert_eq!(hashes(&f).len(), 3);
+    assert_eq!(f.rejected.len(), 2);
 }
 
 #[test]
@@ -119,10 +112,14 @@ fn only_confirmed_operations_count() {
     let (mut s, reg_height) = scripted();
     let (mut f, mut backend) = follow(&s, 4);
     poll(&mut f, &mut backend, &s);
-    assert_eq!(hashes(&f), vec![], "the import has 3 of 4 confirmations");
+    assert_eq!(
+        hashes(&f),
+        vec![zf(1)],
+        "the import has 4 of 4 confirmations"
+    );
     s.chain.mine_empty(2);
     poll(&mut f, &mut backend, &s);
-    assert_eq!(hashes(&f), vec![zf(1)], "the registration has 3 of 4");
+    assert_eq!(hashes(&f), vec![zf(1)], "the update has 3 of 4");
     s.chain.mine_empty(1);
     poll(&mut f, &mut backend, &s);
     assert_eq!(hashes(&f), vec![zf(1), zf(2)]);
@@ -157,36 +154,31 @@ fn renewals_announce_and_transfers_move_ownership() {
     let (mut s, _) = scripted();
     let (mut f, mut backend) = follow(&s, 1);
     poll(&mut f, &mut backend, &s);
-    let renew = s.chain.name_renew("bob.id", zf(6));
+    // In epoch 1 a renewal carries no hash; it re-announces the current one.
+    let renew = s.chain.name_renew("bob.id", None);
     s.chain.mine(vec![renew]);
     poll(&mut f, &mut backend, &s);
-    assert_eq!(
-        hashes(&f),
-        vec![zf(1), zf(2), zf(6)],
-        "{:?}",
-        f.state.rejected
-    );
+    assert_eq!(hashes(&f), vec![zf(1), zf(2), zf(2)], "{:?}", f.rejected);
 
     let stranger = bitcoin::ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_raw_hash(
         bitcoin::hashes::Hash::from_byte_array([5; 20]),
     ));
-    let ch = f.state.consensus_hash(s.chain.height() as u64);
-    let give = s.chain.name_transfer("bob.id", false, ch, stranger);
+    let give = s.chain.name_transfer("bob.id", false, stranger);
     s.chain.mine(vec![give]);
     poll(&mut f, &mut backend, &s);
     // The miner no longer owns bob.id: its update and renewal are refused.
-    let ch = f.state.consensus_hash(s.chain.height() as u64);
-    let update = s.update("bob.id", ch, zf(7));
-    let renew = s.chain.name_renew("bob.id", zf(8));
+    let update = s.chain.name_update("bob.id", zf(7));
+    let renew = s.chain.name_renew("bob.id", None);
     s.chain.mine(vec![update, renew]);
     poll(&mut f, &mut backend, &s);
-    assert_eq!(hashes(&f), vec![zf(1), zf(2), zf(6)]);
-    let reasons: Vec<&str> = f.state.rejected.iter().map(|(_, r)| *r).collect();
+    assert_eq!(hashes(&f), vec![zf(1), zf(2), zf(2)]);
+    let reasons: Vec<&str> = f.rejected.iter().map(|(_, r)| *r).collect();
     assert_eq!(
         reasons,
         vec![
-            "update names no name the sender owns",
-            "renewal by a non-owner"
+            "no name of the sender matches the name consensus hash",
+            // Before epoch 3 a renewal's recipient must own the name too.
+            "name is not owned by the recipient"
         ]
     );
 }
@@ -266,8 +258,8 @@ fn saved_progress_resumes_without_rereading_and_survives_reorgs() {
     g.poll(&mut b).unwrap();
     assert_eq!((b.transactions, b.proofs, b.headers), (0, 0, 1));
     assert_eq!(hashes(&g), vec![zf(1), zf(2)]);
-    assert_eq!(g.state.consensus_hash(s.chain.height() as u64 - 3), {
-        f.state.consensus_hash(s.chain.height() as u64 - 3)
+    assert_eq!(g.consensus_hash(s.chain.height() as u64 - 3), {
+        f.consensus_hash(s.chain.height() as u64 - 3)
     });
 
     // A deep reorg removes the registration; the saved progress follows,

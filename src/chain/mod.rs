@@ -9,7 +9,6 @@ pub mod electrum;
 pub mod follower;
 #[cfg(test)]
 mod follower_tests;
-pub mod names;
 pub mod regtest;
 pub mod rpc;
 pub mod rules;

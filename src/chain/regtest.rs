@@ -194,9 +194,30 @@ impl RegtestChain {
                 script_pubkey: self.miner_script(),
             }],
         };
-        let cb_txid = coinbase.compute_txid();
         let mut txdata = vec![coinbase];
         txdata.extend(txs);
+        // BIP141: a block with witness data commits to it in its coinbase
+        // (an all-zero reserved value), or bitcoind would refuse it.
+        if txdata
+            .iter()
+            .any(|t| t.input.iter().any(|i| !i.witness.is_empty()))
+        {
+            let reserved = [0u8; 32];
+            let probe = Block {
+                header: self.blocks[height - 1].header,
+                txdata: txdata.clone(),
+            };
+            let root = probe.witness_root().expect("a block has a coinbase");
+            let commitment = Block::compute_witness_commitment(&root, &reserved);
+            let mut script = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+            script.extend_from_slice(commitment.as_byte_array());
+            txdata[0].output.push(TxOut {
+                value: Amount::ZERO,
+                script_pubkey: ScriptBuf::from_bytes(script),
+            });
+            txdata[0].input[0].witness = Witness::from_slice(&[reserved]);
+        }
+        let cb_txid = txdata[0].compute_txid();
         self.utxos
             .push((OutPoint::new(cb_txid, 0), subsidy(height), height));
         let prev = self.blocks[height - 1].header;
@@ -258,27 +279,56 @@ impl RegtestChain {
         }
     }
 
-    /// A signed transaction whose output 0 is `OP_RETURN payload`, followed
-    /// by `outputs`, then change back to the miner. Input 0 spends a mature
-    /// output of the miner key, so the sender is the miner's p2pkh script.
-    pub fn bns_tx(&mut self, payload: &[u8], outputs: Vec<TxOut>) -> Option<Transaction> {
+    /// Hands a mature output of the miner key (value >= `min_value`) to a
+    /// caller that spends it in a transaction of its own, signed with the
+    /// miner's secret (0x42 * 32); the chain forgets it.
+    pub fn take_miner_coin(&mut self, min_value: u64) -> Option<(OutPoint, u64)> {
         let tip = self.height();
         let pick = self
             .utxos
             .iter()
-            .position(|(_, v, h)| (*h == 0 || tip >= h + COINBASE_MATURITY) && *v > FEE + DUST)?;
+            .position(|(_, v, h)| (*h == 0 || tip >= h + COINBASE_MATURITY) && *v >= min_value)?;
+        let (outpoint, value, _) = self.utxos.remove(pick);
+        Some((outpoint, value))
+    }
+
+    /// A signed transaction whose output 0 is `OP_RETURN payload`, followed
+    /// by `outputs`, then change back to the miner. Input 0 spends a mature
+    /// output of the miner key, so the sender is the miner's p2pkh script.
+    pub fn bns_tx(&mut self, payload: &[u8], outputs: Vec<TxOut>) -> Option<Transaction> {
+        let last = outputs.len() + 1;
+        self.bns_tx_change_at(payload, outputs, last)
+    }
+
+    /// As `bns_tx`, with the change output at position `change_at` (after
+    /// the OP_RETURN at 0): preorders burn at output 2, so their change
+    /// goes to output 1.
+    pub fn bns_tx_change_at(
+        &mut self,
+        payload: &[u8],
+        outputs: Vec<TxOut>,
+        change_at: usize,
+    ) -> Option<Transaction> {
+        let tip = self.height();
+        let spent: u64 = outputs.iter().map(|o| o.value.to_sat()).sum();
+        let pick = self.utxos.iter().position(|(_, v, h)| {
+            (*h == 0 || tip >= h + COINBASE_MATURITY) && *v >= spent + FEE + DUST
+        })?;
         let (outpoint, value, _) = self.utxos.remove(pick);
         let data = PushBytesBuf::try_from(payload.to_vec()).ok()?;
         let mut out = vec![TxOut {
             value: Amount::ZERO,
             script_pubkey: ScriptBuf::new_op_return(data),
         }];
-        let spent: u64 = outputs.iter().map(|o| o.value.to_sat()).sum();
         out.extend(outputs);
-        out.push(TxOut {
-            value: Amount::from_sat(value.checked_sub(spent + FEE)?),
-            script_pubkey: self.miner_script(),
-        });
+        let change_at = change_at.clamp(1, out.len());
+        out.insert(
+            change_at,
+            TxOut {
+                value: Amount::from_sat(value - spent - FEE),
+                script_pubkey: self.miner_script(),
+            },
+        );
         let mut tx = Transaction {
             version: Version::ONE,
             lock_time: absolute::LockTime::ZERO,
@@ -304,7 +354,7 @@ impl RegtestChain {
             .into_script();
         // The change may be spent by the next transaction in the same block
         // (a child after its parent is valid), so many operations fit in one.
-        let vout = tx.output.len() - 1;
+        let vout = change_at;
         let change = tx.output[vout].value.to_sat();
         self.utxos
             .push((OutPoint::new(tx.compute_txid(), vout as u32), change, 0));

@@ -492,6 +492,18 @@ impl RuleSet {
         payload[1..].copy_from_slice(&self.burn_hash160);
         bitcoin::base58::encode_check(&payload)
     }
+
+    /// What saved follower progress was computed under: state built under
+    /// other rules must not be reused.
+    pub fn identity(&self) -> String {
+        let ends: Vec<String> = self.epoch_ends.iter().map(u64::to_string).collect();
+        format!(
+            "{}:{}:{}",
+            if self.testnet { "test" } else { "mainnet" },
+            self.first_block,
+            ends.join(",")
+        )
+    }
 }
 
 #[cfg(test)]
