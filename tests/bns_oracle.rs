@@ -154,3 +154,112 @@ fn the_oracle_accepts_the_builders_chain() {
         &common::bns::Verdicts::of_oracle(&report),
     );
 }
+
+/// The `atlas devnet` process, killed by its handle when the test ends.
+struct DevnetProcess(std::process::Child);
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `atlas devnet --bitcoind-rpc-port`: announcements made through its API
+/// are accepted by the original indexer reading the same chain over RPC,
+/// whose whitelist and consensus hash are the devnet nodes'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnet_chain_passes_the_oracle() {
+    use std::io::BufRead;
+    use std::time::Duration;
+
+    use atlas::api::client;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["devnet", "--nodes", "2", "--base-port", "0"])
+        .args(["--bitcoind-rpc-port", "0", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let devnet = DevnetProcess(child);
+    // Node API URLs and the RPC address, up to "devnet ready".
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line == "devnet ready" {
+                return seen;
+            }
+            seen.push(line);
+        }
+        panic!("the devnet exited before it was ready: {seen:?}")
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(120), lines)
+        .await
+        .expect("the devnet is ready within 2 minutes")
+        .unwrap();
+    let apis: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("node ")?.split(' ').nth(2).map(String::from))
+        .collect();
+    let rpc: std::net::SocketAddr = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("bitcoind rpc http://atlas:atlas@"))
+        .and_then(|a| a.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no RPC address in {lines:?}"));
+    assert_eq!(apis.len(), 2, "{lines:?}");
+
+    let hashes: Vec<String> = (0..3)
+        .map(|i| Hash160::of(format!("$ORIGIN d{i}.id\n").as_bytes()).to_hex())
+        .collect();
+    let body = serde_json::json!({ "hashes": hashes }).to_string();
+    let r = client::post(&format!("{}/v1/devnet/announce", apis[0]), body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Every node's follower confirms the three announcements.
+    let mut status = serde_json::Value::Null;
+    for api in &apis {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = client::get(&format!("{api}/v1/status")).await.unwrap();
+            status = serde_json::from_slice(&r.body).unwrap();
+            if status["announced"] == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{api} never saw 3: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let tip = status["chain"]["height"].as_u64().unwrap();
+    let confirmed = status["chain"]["confirmed_height"].as_i64().unwrap();
+    let consensus = status["chain"]["consensus_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let report = tokio::task::spawn_blocking(move || {
+        common::oracle::run_oracle_at(rpc, tip, &OracleRules::epoch1())
+    })
+    .await
+    .unwrap();
+    drop(devnet);
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let whitelist: Vec<&str> = report
+        .zonefile_inventory
+        .iter()
+        .map(|z| z.value_hash.as_str())
+        .collect();
+    assert_eq!(whitelist, hashes, "the oracle's whitelist is the devnet's");
+    assert_eq!(
+        report.consensus_hash(confirmed),
+        Some(consensus.as_str()),
+        "the nodes' consensus hash at their confirmed height is the original's"
+    );
+}

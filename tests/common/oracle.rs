@@ -385,14 +385,23 @@ fn start_shim(rpc: SocketAddr, dir: &Path) -> (Killed, u16) {
 /// returns its report. Blocking; panics with the oracle's output if it fails
 /// or overruns. Call async tests' runs from `spawn_blocking`.
 pub fn run_oracle(chain: &RegtestChain, rules: &OracleRules) -> OracleReport {
+    let rpc = RpcServer::start(chain);
+    let report = run_oracle_at(rpc.addr, chain.height() as u64, rules);
+    drop(rpc);
+    report
+}
+
+/// Runs the oracle against a bitcoind-compatible JSON-RPC server at `rpc`
+/// (auth atlas:atlas) whose tip is `blocks` (e.g. `atlas devnet
+/// --bitcoind-rpc-port`). Blocking, like `run_oracle`.
+pub fn run_oracle_at(rpc: SocketAddr, blocks: u64, rules: &OracleRules) -> OracleReport {
     let venv = provision();
     let tmp = tempfile::Builder::new()
         .prefix("bns-oracle-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("a temporary directory");
     let dir = tmp.path().to_path_buf();
-    let rpc = RpcServer::start(chain);
-    let (shim, p2p_port) = start_shim(rpc.addr, &dir);
+    let (shim, p2p_port) = start_shim(rpc, &dir);
 
     let workdir = dir.join("work");
     let json = dir.join("oracle.json");
@@ -402,7 +411,7 @@ pub fn run_oracle(chain: &RegtestChain, rules: &OracleRules) -> OracleReport {
     cmd.arg(&run)
         .arg(&workdir)
         .arg("--rpc-port")
-        .arg(rpc.addr.port().to_string())
+        .arg(rpc.port().to_string())
         .arg("--p2p-port")
         .arg(p2p_port.to_string())
         .arg("--json")
@@ -425,7 +434,6 @@ pub fn run_oracle(chain: &RegtestChain, rules: &OracleRules) -> OracleReport {
         cmd.env("GENESIS", oracle_dir().join("genesis_stx.py"));
     }
 
-    let blocks = chain.height() as u64;
     // About 30 ms a block when the machine is idle; shared CI cores are not.
     let limit = Duration::from_secs(120 + blocks / 2);
     let started = Instant::now();
@@ -444,7 +452,6 @@ pub fn run_oracle(chain: &RegtestChain, rules: &OracleRules) -> OracleReport {
     };
     drop(child);
     drop(shim);
-    drop(rpc);
 
     let fail = |what: String| -> ! {
         // Kept for a post-mortem: the oracle's databases and logs.
