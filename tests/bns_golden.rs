@@ -5,9 +5,10 @@
 
 mod common;
 
+use atlas::chain::regtest::RegtestChain;
 use atlas::chain::rules::params::RuleSet;
 use atlas::chain::rules::replay::{regtest_stx_genesis, replay};
-use common::bns::{Verdicts, assert_same};
+use common::bns::{Verdicts, assert_same, follow};
 use common::oracle::{fixture_blocks, fixture_report};
 
 #[test]
@@ -20,6 +21,10 @@ fn epoch1_fixture_replays_to_the_oracles_verdicts() {
     assert_eq!(oracle.consensus.len(), 110, "blocks 1..=110");
     assert_eq!(oracle.inventory.len(), 4, "three imports and an update");
     assert_same("epoch1 fixture", &ours, &oracle);
+    // The follower finds the same operations through script histories.
+    let chain = RegtestChain::from_blocks(blocks).unwrap();
+    let followed = follow(&chain, RuleSet::test(None), Vec::new());
+    assert_same("epoch1 fixture, followed", &followed, &oracle);
 }
 
 #[test]
@@ -31,6 +36,13 @@ fn epoch6_fixture_replays_to_the_oracles_verdicts() {
     let oracle = Verdicts::of_oracle(&fixture_report("epoch6"));
     assert_eq!(oracle.accepted.len(), 8, "the fixture's eight operations");
     assert_same("epoch6 fixture", &ours, &oracle);
+    let chain = RegtestChain::from_blocks(blocks).unwrap();
+    let followed = follow(
+        &chain,
+        RuleSet::test(Some([1, 2, 3, 4, 5])),
+        regtest_stx_genesis(),
+    );
+    assert_same("epoch6 fixture, followed", &followed, &oracle);
     // The namespace was paid in STX: 64,000 of the miner's 1,000,000.
     let account = engine
         .db

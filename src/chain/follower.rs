@@ -13,7 +13,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Network, ScriptBuf, Transaction, Txid};
 
 use super::backend::{BackendError, ChainBackend, VerifiedChain};
-use super::rules::engine::{Allocation, Engine};
+use super::rules::engine::{Allocation, BlockOutcome, Engine};
 use super::rules::extract::parse_tx;
 use super::rules::params::RuleSet;
 use super::rules::txparse;
@@ -103,6 +103,9 @@ pub struct Follower {
     announcements: Vec<Announcement>,
     /// Operations the rules refused, with the reason (for logs and tests).
     pub rejected: Vec<(Txid, &'static str)>,
+    /// Every block's outcome, when asked for (tests compare them with the
+    /// original indexer's); off by default, as it grows with the chain.
+    outcomes: Option<Vec<(u64, BlockOutcome)>>,
     /// The last block `state` has applied; `start_height - 1` before any.
     applied_to: u64,
     /// The lowest height whose operations changed since `state` was built.
@@ -184,6 +187,7 @@ impl Follower {
             ops: BTreeMap::new(),
             announcements: Vec::new(),
             rejected: Vec::new(),
+            outcomes: None,
             applied_to: start_height - 1,
             dirty_from: None,
         }
@@ -504,6 +508,9 @@ impl Follower {
             self.applied_to = self.start_height - 1;
             self.announcements.clear();
             self.rejected.clear();
+            if let Some(o) = &mut self.outcomes {
+                o.clear();
+            }
         }
         self.dirty_from = None;
         for h in self.applied_to + 1..=confirmed {
@@ -516,6 +523,9 @@ impl Follower {
                 })
                 .collect();
             let outcome = self.state.process_block(h, &ops);
+            if let Some(o) = &mut self.outcomes {
+                o.push((h, outcome.clone()));
+            }
             for (txid, _, reason) in outcome.rejected {
                 if let Ok(txid) = txid.parse() {
                     self.rejected.push((txid, reason));
@@ -538,6 +548,17 @@ impl Follower {
             }
         }
         self.applied_to = self.applied_to.max(confirmed);
+    }
+
+    /// Keeps every block's outcome from now on (see `outcomes`).
+    pub fn record_outcomes(&mut self) {
+        self.outcomes.get_or_insert_with(Vec::new);
+    }
+
+    /// The outcomes of the blocks applied, if `record_outcomes` was called
+    /// before they were.
+    pub fn outcomes(&self) -> &[(u64, BlockOutcome)] {
+        self.outcomes.as_deref().unwrap_or_default()
     }
 
     /// The consensus hash after block `height`, once the rules reached it.

@@ -5,7 +5,13 @@
 
 use std::collections::HashMap;
 
-use atlas::chain::rules::engine::{BlockOutcome, Engine};
+use std::sync::{Arc, Mutex};
+
+use atlas::chain::backend::RegtestBackend;
+use atlas::chain::follower::Follower;
+use atlas::chain::regtest::RegtestChain;
+use atlas::chain::rules::engine::{Allocation, BlockOutcome, Engine};
+use atlas::chain::rules::params::RuleSet;
 
 use super::oracle::OracleReport;
 
@@ -158,6 +164,28 @@ impl Verdicts {
         self.names.sort();
         self.namespaces.sort();
     }
+}
+
+/// The follower's verdicts on `chain`, found as from an Electrum server:
+/// through script histories and merkle proofs, confirmed to the tip.
+pub fn follow(chain: &RegtestChain, rules: RuleSet, genesis: Vec<Allocation>) -> Verdicts {
+    let checkpoint = chain.block(0).expect("genesis").header;
+    let start = rules.first_block;
+    let mut f = Follower::with_rules(
+        bitcoin::Network::Regtest,
+        rules,
+        genesis,
+        checkpoint,
+        start,
+        1,
+        [],
+    );
+    f.record_outcomes();
+    let mut backend = RegtestBackend {
+        chain: Arc::new(Mutex::new(chain.clone())),
+    };
+    f.poll(&mut backend).expect("the follower reads the chain");
+    Verdicts::of_engine(&f.state, f.outcomes())
 }
 
 /// Panics with the first difference of each kind, naming the block.

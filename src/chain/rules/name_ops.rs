@@ -563,7 +563,7 @@ pub fn check_import(
             }
             let key = hex::decode(pubkey).map_err(|_| "invalid public key")?;
             let k: Vec<String> =
-                super::keyring::import_keyring(&key, c.rules.name_import_keyring_size as u32)
+                super::keyring::import_keyring(&key, c.rules.name_import_keyring_size)
                     .map_err(|_| "invalid public key")?
                     .into_iter()
                     .map(|h| txparse::hash160_to_address(h, c.rules.p2pkh_version))

@@ -204,9 +204,8 @@ pub fn check_token_transfer(c: &Ctx, op: &ParsedOp) -> Result<Commit, Reject> {
     let optional = c
         .rules
         .has_feature(c.block, Feature::TokenTransferConsensusHashOptional);
-    if !(optional && *consensus_hash == zero)
-        && !c.db.is_consensus_hash_valid(c.block, consensus_hash)
-    {
+    let waived = optional && *consensus_hash == zero;
+    if !waived && !c.db.is_consensus_hash_valid(c.block, consensus_hash) {
         return Err("invalid consensus hash");
     }
     let account =
