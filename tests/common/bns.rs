@@ -133,7 +133,7 @@ impl Verdicts {
                     .push((*block, z.name.clone(), z.value_hash.clone(), z.txid.clone()));
             }
         }
-        for n in engine.db.names.values() {
+        for n in engine.db.names() {
             v.names.push((
                 n.name.clone(),
                 n.value_hash.clone(),

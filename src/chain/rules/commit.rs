@@ -38,7 +38,7 @@ impl Commit {
                 .entry(n.name.clone())
                 .or_default()
                 .extend(self.history);
-            db.names.insert(n.name.clone(), n);
+            db.put_name(n);
         }
         if let Some(ns) = self.namespace {
             db.namespaces.insert(ns.namespace_id.clone(), ns);

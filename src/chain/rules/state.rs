@@ -4,7 +4,7 @@
 //! `first_registered <= block`, revoked filters), because the checks are
 //! written against those answers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::params::RuleSet;
 
@@ -154,7 +154,14 @@ impl Account {
 /// The whole indexer state between operations.
 #[derive(Debug, Clone, Default)]
 pub struct Db {
-    pub names: HashMap<String, NameRec>,
+    /// Written only through `put_name`, which keeps the indexes below.
+    names: HashMap<String, NameRec>,
+    /// Owner script -> names it holds (any state: queries filter).
+    by_sender: HashMap<String, BTreeSet<String>>,
+    /// hash256_trunc128(name) -> name.
+    by_hash128: HashMap<String, String>,
+    /// Preorder hash -> names carrying it.
+    by_preorder: HashMap<String, BTreeSet<String>>,
     pub history: HashMap<String, Vec<HistoryEntry>>,
     pub namespaces: HashMap<String, NamespaceRec>,
     pub preorders: HashMap<String, PreorderRec>,
@@ -170,6 +177,37 @@ pub struct Db {
 }
 
 impl Db {
+    /// Every name row, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &NameRec> {
+        self.names.values()
+    }
+
+    /// Inserts or replaces a name row, keeping the indexes.
+    pub fn put_name(&mut self, rec: NameRec) {
+        if let Some(old) = self.names.get(&rec.name) {
+            if let Some(set) = self.by_sender.get_mut(&old.sender) {
+                set.remove(&old.name);
+            }
+            if let Some(set) = self.by_preorder.get_mut(&old.preorder_hash) {
+                set.remove(&old.name);
+            }
+        } else {
+            self.by_hash128.insert(
+                super::hashing::hash128_hex(rec.name.as_bytes()),
+                rec.name.clone(),
+            );
+        }
+        self.by_sender
+            .entry(rec.sender.clone())
+            .or_default()
+            .insert(rec.name.clone());
+        self.by_preorder
+            .entry(rec.preorder_hash.clone())
+            .or_default()
+            .insert(rec.name.clone());
+        self.names.insert(rec.name.clone(), rec);
+    }
+
     fn namespace_of(name: &str) -> &str {
         name.rsplit('.').next().unwrap_or("")
     }
@@ -210,29 +248,24 @@ impl Db {
 
     /// `namedb_get_names_by_sender`: unexpired, unrevoked names owned by `sender`.
     pub fn names_by_sender(&self, rules: &RuleSet, sender: &str, block: u64) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .names
-            .values()
-            .filter(|r| r.sender == sender && !r.revoked && self.unexpired(rules, r, block, true))
-            .map(|r| r.name.clone())
-            .collect();
         // SQLite returns rows in rowid (insertion) order; no rule depends on
         // the order except the update lookup, which takes the first match of
         // a 128-bit hash: collisions are impossible in practice.
-        out.sort();
-        out
+        self.by_sender
+            .get(sender)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.names.get(n))
+            .filter(|r| !r.revoked && self.unexpired(rules, r, block, true))
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// `namedb_get_name_from_name_hash128`.
     pub fn name_from_hash128(&self, rules: &RuleSet, hash128: &str, block: u64) -> Option<String> {
-        self.names
-            .values()
-            .find(|r| {
-                !r.revoked
-                    && super::hashing::hash128_hex(r.name.as_bytes()) == hash128
-                    && self.unexpired(rules, r, block, true)
-            })
-            .map(|r| r.name.clone())
+        let name = self.by_hash128.get(hash128)?;
+        let r = self.names.get(name)?;
+        (!r.revoked && self.unexpired(rules, r, block, true)).then(|| name.clone())
     }
 
     /// `namedb_get_name_preorder`: an outstanding name preorder, unless an
@@ -240,9 +273,12 @@ impl Db {
     pub fn name_preorder(&self, rules: &RuleSet, hash: &str, block: u64) -> Option<&PreorderRec> {
         let p = self.preorders.get(hash).filter(|p| p.op == '?')?;
         let taken = self
-            .names
-            .values()
-            .any(|r| r.preorder_hash == hash && self.unexpired(rules, r, block, true));
+            .by_preorder
+            .get(hash)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.names.get(n))
+            .any(|r| self.unexpired(rules, r, block, true));
         (!taken).then_some(p)
     }
 
