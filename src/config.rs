@@ -69,6 +69,10 @@ pub struct ChainConfig {
     /// Namespace addresses to watch besides the burn address.
     pub namespaces: Vec<String>,
     pub poll_secs: u64,
+    /// Test networks only: the heights at which BNS epochs 1-5 end, as the
+    /// original indexer's test mode takes them (`EPOCH_ENDS`); default:
+    /// mainnet's heights, so a short chain is all epoch 1.
+    pub epoch_ends: Option<Vec<u64>>,
 }
 
 impl Default for ChainConfig {
@@ -80,6 +84,7 @@ impl Default for ChainConfig {
             start_height: None,
             namespaces: Vec::new(),
             poll_secs: 30,
+            epoch_ends: None,
         }
     }
 }
@@ -93,6 +98,8 @@ pub struct ValidatedChain {
     pub start_height: u64,
     pub watch: Vec<bitcoin::ScriptBuf>,
     pub poll: std::time::Duration,
+    /// The BNS rules: mainnet's, or the original's test mode elsewhere.
+    pub rules: crate::chain::rules::params::RuleSet,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -260,6 +267,39 @@ impl Config {
         if start_height == 0 {
             return Err(invalid("chain.start_height", "must be at least 1"));
         }
+        let mainnet = network == bitcoin::Network::Bitcoin;
+        if mainnet && start_height != default_start {
+            return Err(invalid(
+                "chain.start_height",
+                "on mainnet the BNS rules start at block 373601 (every decision depends on \
+                 the state before it): leave it unset",
+            ));
+        }
+        let rules = match (&c.epoch_ends, mainnet) {
+            (None, true) => crate::chain::rules::params::RuleSet::mainnet(),
+            (None, false) => crate::chain::rules::params::RuleSet::test(None),
+            (Some(_), true) => {
+                return Err(invalid(
+                    "chain.epoch_ends",
+                    "mainnet's epochs are fixed: remove it, or use a test network",
+                ));
+            }
+            (Some(ends), false) => {
+                let ends: [u64; 5] = ends.as_slice().try_into().map_err(|_| {
+                    invalid(
+                        "chain.epoch_ends",
+                        "must list 5 heights (where epochs 1-5 end)",
+                    )
+                })?;
+                if ends[0] == 0 || ends.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(invalid(
+                        "chain.epoch_ends",
+                        "heights must be at least 1 and strictly increasing",
+                    ));
+                }
+                crate::chain::rules::params::RuleSet::test(Some(ends))
+            }
+        };
         let watch = c
             .namespaces
             .iter()
@@ -287,6 +327,7 @@ impl Config {
             start_height,
             watch,
             poll: std::time::Duration::from_secs(c.poll_secs),
+            rules,
         }))
     }
 
@@ -451,6 +492,25 @@ mod tests {
             (373_601, 10),
             "mainnet defaults"
         );
+        let e = parse("[chain]\nelectrum = [\"tcp://e.example:50001\"]\nstart_height = 400000\n")
+            .unwrap_err();
+        assert!(
+            e.contains("chain.start_height") && e.contains("373601"),
+            "{e}"
+        );
+        let e = parse(
+            "[chain]\nelectrum = [\"tcp://e.example:50001\"]\nepoch_ends = [1, 2, 3, 4, 5]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("chain.epoch_ends"), "{e}");
+        let regtest = "[chain]\nelectrum = [\"tcp://e.example:50001\"]\nnetwork = \"regtest\"\n";
+        let e = parse(&format!("{regtest}epoch_ends = [1, 2, 2, 4, 5]\n")).unwrap_err();
+        assert!(e.contains("strictly increasing"), "{e}");
+        let c = parse(&format!("{regtest}epoch_ends = [1, 2, 3, 4, 5]\n"))
+            .unwrap()
+            .chain
+            .unwrap();
+        assert_eq!(c.rules.epoch(6), 6, "epoch 6 from block 6");
         let e = parse("[atlas]\nbatch_max_hashes = 0\n").unwrap_err();
         assert!(e.contains("batch_max_hashes"), "{e}");
     }

@@ -356,7 +356,15 @@ async fn chain_source(c: &atlas::config::ValidatedChain) -> anyhow::Result<Chain
         })?;
         Ok(ChainSource {
             backends,
-            follower: Follower::new(c.network, checkpoint, c.start_height, c.confirmations, c.watch.clone()),
+            follower: Follower::with_rules(
+                c.network,
+                c.rules.clone(),
+                Vec::new(),
+                checkpoint,
+                c.start_height,
+                c.confirmations,
+                c.watch.clone(),
+            ),
             network: c.network,
             poll: c.poll,
             wake: Default::default(),
