@@ -106,6 +106,8 @@ pub struct Follower {
     /// Every block's outcome, when asked for (tests compare them with the
     /// original indexer's); off by default, as it grows with the chain.
     outcomes: Option<Vec<(u64, BlockOutcome)>>,
+    /// Whether the token genesis's accounts are watched yet.
+    watching_genesis: bool,
     /// The last block `state` has applied; `start_height - 1` before any.
     applied_to: u64,
     /// The lowest height whose operations changed since `state` was built.
@@ -188,6 +190,7 @@ impl Follower {
             announcements: Vec::new(),
             rejected: Vec::new(),
             outcomes: None,
+            watching_genesis: false,
             applied_to: start_height - 1,
             dirty_from: None,
         }
@@ -469,7 +472,7 @@ impl Follower {
             }
             if scripts.is_empty() {
                 self.apply(confirmed);
-                scripts = self.keyring_scripts();
+                scripts = self.state_scripts();
             }
         }
         Ok(FollowerStatus {
@@ -487,9 +490,25 @@ impl Follower {
         }
     }
 
-    /// Import keyring addresses not watched yet: imports may come from any.
-    fn keyring_scripts(&mut self) -> Vec<ScriptBuf> {
-        let addresses: Vec<String> = self.state.db.keyrings.values().flatten().cloned().collect();
+    /// Scripts the rules' state made relevant since the last call: import
+    /// keyring addresses (imports may come from any) and, once the token
+    /// ledger is loaded (mainnet: from block 547,922), every genesis
+    /// account (TOKEN_TRANSFERs are sent from them).
+    fn state_scripts(&mut self) -> Vec<ScriptBuf> {
+        let mut addresses: Vec<String> = self
+            .state
+            .db
+            .keyrings
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        if !self.watching_genesis
+            && let Some(genesis) = self.state.tokens.loaded()
+        {
+            self.watching_genesis = true;
+            addresses.extend(genesis.watch_addresses());
+        }
         let mut new = Vec::new();
         for a in addresses {
             if let Some(s) = super::rules::hashing::address_script(&a) {

@@ -106,32 +106,49 @@ impl Verdicts {
     /// From an engine and the outcomes of the blocks it processed.
     pub fn of_engine(engine: &Engine, outcomes: &[(u64, BlockOutcome)]) -> Self {
         // A consumed preorder is listed under the name or namespace it
-        // became, as the original's history table files it.
-        let consumed: HashMap<&str, &str> = outcomes
-            .iter()
-            .flat_map(|(_, o)| o.consumed_preorders.iter())
-            .map(|(p, id)| (p.as_str(), id.as_str()))
-            .collect();
+        // became, as the original's history table files it. A hash can be
+        // preordered again while a name carrying it lives: the original
+        // keeps one row per preorder, a registration consumes the oldest
+        // and deletes the others, which then appear nowhere in its report.
         let mut v = Verdicts::default();
+        let mut outstanding: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut vanished = Vec::new();
         for (block, o) in outcomes {
             v.consensus
                 .push((*block, o.consensus_hash.clone(), o.ops_hash.clone()));
+            // Registrations and reveals consume preorders, in the order they
+            // were accepted: one `consumed_preorders` entry each.
+            let mut consumed = o.consumed_preorders.iter();
             for a in &o.accepted {
-                let id = consumed
-                    .get(a.history_id.as_str())
-                    .map_or(a.history_id.clone(), |n| n.to_string());
+                if matches!(a.opcode, "NAME_PREORDER" | "NAMESPACE_PREORDER") {
+                    outstanding
+                        .entry(a.history_id.clone())
+                        .or_default()
+                        .push(v.accepted.len());
+                }
                 v.accepted.push((
                     *block,
                     u64::from(a.vtxindex),
                     a.txid.clone(),
                     a.opcode.to_string(),
-                    id,
+                    a.history_id.clone(),
                 ));
+                if matches!(a.opcode, "NAME_REGISTRATION" | "NAMESPACE_REVEAL")
+                    && let Some((hash, id)) = consumed.next()
+                    && let Some(rows) = outstanding.remove(hash)
+                {
+                    v.accepted[rows[0]].4 = id.clone();
+                    vanished.extend_from_slice(&rows[1..]);
+                }
             }
             for z in &o.announced {
                 v.inventory
                     .push((*block, z.name.clone(), z.value_hash.clone(), z.txid.clone()));
             }
+        }
+        vanished.sort_unstable();
+        for i in vanished.into_iter().rev() {
+            v.accepted.remove(i);
         }
         for n in engine.db.names() {
             v.names.push((

@@ -28,7 +28,12 @@ pub struct Commit {
 impl Commit {
     pub fn apply(self, db: &mut Db) {
         if let Some(p) = self.preorder_insert {
-            db.preorders.insert(p.preorder_hash.clone(), p);
+            // The original keys preorder rows by (hash, block, txid): a hash
+            // preordered again while a name carrying it is unexpired gets a
+            // row of its own, every lookup by hash reads the oldest
+            // (`namedb_get_name_preorder`'s fetchone, db.py:3277-3283), and
+            // a registration deletes them all. Keeping the first is the same.
+            db.preorders.entry(p.preorder_hash.clone()).or_insert(p);
         }
         if let Some(h) = self.preorder_remove {
             db.preorders.remove(&h);

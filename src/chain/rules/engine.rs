@@ -14,7 +14,7 @@ use super::name_ops::{self, Ctx};
 use super::namespace_ops;
 use super::params::RuleSet;
 use super::py2;
-use super::state::{Account, Db};
+use super::state::Db;
 
 /// An accepted operation, as the oracle lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub struct Engine {
     pub db: Db,
     /// The last block processed.
     pub lastblock: u64,
+    /// The token genesis still to load or patch (`genesis.rs`).
+    pub tokens: super::genesis::Tokens,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,26 +114,10 @@ impl Engine {
             db.consensus
                 .insert(b, hex::encode(consensus::GENESIS_SNAPSHOT));
         }
-        for a in genesis {
-            db.accounts.insert(
-                (a.address.clone(), a.token_type.clone()),
-                Account {
-                    credit_value: a.value,
-                    debit_value: 0,
-                    lock_transfer_block_id: a.lock_send,
-                    receive_whitelisted: a.receive_whitelisted,
-                },
-            );
-            for (block, amount) in &a.vesting {
-                db.vesting.entry(*block).or_default().push((
-                    a.address.clone(),
-                    a.token_type.clone(),
-                    *amount,
-                ));
-            }
-        }
+        super::genesis::allocate(&mut db, genesis);
         let lastblock = rules.first_block - 1;
         Engine {
+            tokens: super::genesis::Tokens::for_rules(&rules),
             rules,
             db,
             lastblock,
@@ -218,6 +204,7 @@ impl Engine {
     /// transaction order.
     pub fn process_block(&mut self, block: u64, ops: &[ParsedOp]) -> BlockOutcome {
         debug_assert_eq!(block, self.lastblock + 1, "blocks are processed in order");
+        self.tokens.reach(&self.rules, &mut self.db, block);
         let mut taken = self.scan_collisions(block, ops);
         let mut out = BlockOutcome::default();
         let mut registered_to: Vec<String> = Vec::new();
@@ -280,7 +267,7 @@ impl Engine {
             .collect();
         let ch = hex::encode(consensus::consensus_hash(&ops_hash, &prior));
         self.db.consensus.insert(block as i64, ch.clone());
-        self.db.vest(block + 1);
+        self.tokens.advance(&mut self.db, block + 1);
         self.lastblock = block;
         out.consensus_hash = ch;
         out.ops_hash = hex::encode(ops_hash);

@@ -7,6 +7,7 @@ pub mod commit;
 pub mod consensus;
 pub mod engine;
 pub mod extract;
+pub mod genesis;
 pub mod hashing;
 pub mod keyring;
 pub mod name_ops;
