@@ -103,6 +103,26 @@ impl PaymentCheck<'_> {
         self.tokens.as_ref().is_some_and(|t| t.units == STACKS)
     }
 
+    /// Whether this epoch takes the STACKs offered for a BTC-priced name.
+    fn pays_stacks(&self) -> bool {
+        self.has(Feature::NameopsCostTokens) && self.offers_stacks()
+    }
+
+    /// Versions 1 and 2: STACKs at the BTC price converted, or else BTC.
+    fn stacks_or_btc(&self) -> Result<Paid, Reject> {
+        if !self.pays_stacks() {
+            return self.btc_covers();
+        }
+        let price = price::price_name_stacks(
+            self.rules,
+            &self.ns.namespace_id,
+            &namespace_price(self.ns),
+            self.label.as_bytes(),
+            self.fee_block,
+        );
+        self.tokens_cover(price)
+    }
+
     pub fn check(&self) -> Result<Paid, Reject> {
         let burn = self.rules.burn_address();
         match self.ns.version {
@@ -110,17 +130,7 @@ impl PaymentCheck<'_> {
                 if self.burn_address != burn {
                     return Err("wrong burn address");
                 }
-                if self.has(Feature::NameopsCostTokens) && self.offers_stacks() {
-                    let price = price::price_name_stacks(
-                        self.rules,
-                        &self.ns.namespace_id,
-                        &namespace_price(self.ns),
-                        self.label.as_bytes(),
-                        self.fee_block,
-                    );
-                    return self.tokens_cover(price);
-                }
-                self.btc_covers()
+                self.stacks_or_btc()
             }
             PAY_TO_CREATOR => {
                 if !self.has(Feature::NamespaceBurnToCreator) {
@@ -138,20 +148,10 @@ impl PaymentCheck<'_> {
                 if self.burn_address != expected {
                     return Err("wrong burn address");
                 }
-                if self.has(Feature::NameopsCostTokens) && self.offers_stacks() {
-                    if to_creator {
-                        return Err("paid in STACKS where the creator takes BTC");
-                    }
-                    let price = price::price_name_stacks(
-                        self.rules,
-                        &self.ns.namespace_id,
-                        &namespace_price(self.ns),
-                        self.label.as_bytes(),
-                        self.fee_block,
-                    );
-                    return self.tokens_cover(price);
+                if to_creator && self.pays_stacks() {
+                    return Err("paid in STACKS where the creator takes BTC");
                 }
-                self.btc_covers()
+                self.stacks_or_btc()
             }
             PAY_WITH_STACKS => {
                 if !self.has(Feature::NamespacePayWithStacks) {
