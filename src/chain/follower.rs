@@ -495,14 +495,8 @@ impl Follower {
     /// ledger is loaded (mainnet: from block 547,922), every genesis
     /// account (TOKEN_TRANSFERs are sent from them).
     fn state_scripts(&mut self) -> Vec<ScriptBuf> {
-        let mut addresses: Vec<String> = self
-            .state
-            .db
-            .keyrings
-            .values()
-            .flatten()
-            .cloned()
-            .collect();
+        let mut addresses: Vec<String> =
+            self.state.db.keyrings.values().flatten().cloned().collect();
         if !self.watching_genesis
             && let Some(genesis) = self.state.tokens.loaded()
         {

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod bns;
+pub mod bnsgen;
 pub mod builder;
 pub mod electrum;
 pub mod follower;

@@ -186,8 +186,11 @@ impl Verdicts {
 /// The follower's verdicts on `chain`, found as from an Electrum server:
 /// through script histories and merkle proofs, confirmed to the tip.
 pub fn follow(chain: &RegtestChain, rules: RuleSet, genesis: Vec<Allocation>) -> Verdicts {
-    let checkpoint = chain.block(0).expect("genesis").header;
     let start = rules.first_block;
+    let checkpoint = chain
+        .block(start as usize - 1)
+        .expect("the block before the first one indexed")
+        .header;
     let mut f = Follower::with_rules(
         bitcoin::Network::Regtest,
         rules,
