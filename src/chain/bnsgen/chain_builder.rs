@@ -10,9 +10,8 @@ use bitcoin::{Transaction, Txid};
 use super::wallet::{KeyId, Spend, Wallet};
 use crate::chain::regtest::{COINBASE_MATURITY, RegtestChain};
 use crate::chain::rules::engine::{Allocation, BlockOutcome, Engine};
-use crate::chain::rules::extract::{ParsedOp, parse_tx};
 use crate::chain::rules::params::RuleSet;
-use crate::chain::rules::replay::prevout_scripts;
+use crate::chain::rules::replay::block_ops;
 
 pub struct ChainBuilder {
     pub rules: RuleSet,
@@ -97,21 +96,7 @@ impl ChainBuilder {
         if height < self.rules.first_block {
             return BlockOutcome::default();
         }
-        let ops: Vec<ParsedOp> = block
-            .txdata
-            .iter()
-            .enumerate()
-            .filter(|(_, tx)| !tx.is_coinbase())
-            .filter_map(|(i, tx)| {
-                parse_tx(
-                    &self.rules,
-                    height,
-                    i as u32,
-                    tx,
-                    &prevout_scripts(tx, &self.txs),
-                )
-            })
-            .collect();
+        let ops = block_ops(&self.rules, height, &block, &self.txs);
         self.engine.process_block(height, &ops)
     }
 }

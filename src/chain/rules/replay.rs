@@ -24,6 +24,23 @@ pub fn prevout_scripts(tx: &Transaction, txs: &HashMap<Txid, Transaction>) -> Ve
         .collect()
 }
 
+/// The BNS operations of `block` at `height`, in transaction order, as the
+/// original sees them; `txs` must hold every transaction its inputs spend.
+pub fn block_ops(
+    rules: &RuleSet,
+    height: u64,
+    block: &Block,
+    txs: &HashMap<Txid, Transaction>,
+) -> Vec<ParsedOp> {
+    block
+        .txdata
+        .iter()
+        .enumerate()
+        .filter(|(_, tx)| !tx.is_coinbase())
+        .filter_map(|(i, tx)| parse_tx(rules, height, i as u32, tx, &prevout_scripts(tx, txs)))
+        .collect()
+}
+
 /// Processes `blocks` (genesis first, so index = height) from the rules'
 /// first block on, returning each processed block's outcome by height.
 pub fn replay(
@@ -42,21 +59,7 @@ pub fn replay(
         if height < engine.rules.first_block {
             continue;
         }
-        let ops: Vec<ParsedOp> = block
-            .txdata
-            .iter()
-            .enumerate()
-            .filter(|(_, tx)| !tx.is_coinbase())
-            .filter_map(|(i, tx)| {
-                parse_tx(
-                    &engine.rules,
-                    height,
-                    i as u32,
-                    tx,
-                    &prevout_scripts(tx, &txs),
-                )
-            })
-            .collect();
+        let ops = block_ops(&engine.rules, height, block, &txs);
         out.push((height, engine.process_block(height, &ops)));
     }
     (engine, out)
