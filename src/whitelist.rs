@@ -21,6 +21,10 @@ pub struct ChainStatus {
     pub tip: String,
     pub confirmed_height: u64,
     pub consensus_hash: String,
+    /// Set when the chain holds an operation at which the original indexer
+    /// stops for good: the whitelist ends at the block before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +121,7 @@ fn status(backend: &str, len: u64) -> ChainStatus {
         tip: String::new(),
         confirmed_height: len,
         consensus_hash: String::new(),
+        halted: None,
     }
 }
 

@@ -4,10 +4,11 @@
 //! rejected operations, names, namespaces and the zone-file whitelist.
 //!
 //! CI runs 10 seeds x 200 blocks under epoch-1 rules, 10 under epoch-6
-//! rules (STX genesis), 2 crossing every epoch boundary and 1 indexed
-//! from block 100. More locally:
+//! rules (STX genesis), 2 crossing every epoch boundary, 1 indexed
+//! from block 100 and 3 with year-long timers cut to blocks. More locally:
 //! `BNS_DIFF_SEEDS=1000` (seeds per run kind), `BNS_DIFF_FIRST_SEED`,
-//! `BNS_DIFF_BLOCKS`, `BNS_DIFF_THREADS`, `BNS_DIFF_RUNS=epoch1,epoch6,crossing,first-block-100`,
+//! `BNS_DIFF_BLOCKS`, `BNS_DIFF_THREADS`,
+//! `BNS_DIFF_RUNS=epoch1,epoch6,crossing,first-block-100,short-timers`,
 //! and `BNS_DIFF_VERBOSE=1` for timings, each variant's tally and every
 //! operation our rules decided otherwise than the generator meant.
 //! A failing chain is saved as `target/bns-differential/<run>-<seed>.blocks.hex`
@@ -24,11 +25,11 @@ use std::time::Instant;
 use atlas::chain::bnsgen::{Generated, Stats, Verdict, generate};
 use atlas::chain::regtest::RegtestChain;
 use atlas::chain::rules::engine::BlockOutcome;
-use atlas::chain::rules::params::RuleSet;
+use atlas::chain::rules::params::{RuleSet, TestTimers};
 use atlas::chain::rules::replay::{regtest_stx_genesis, replay};
 use bitcoin::{Block, Witness};
 use common::bns::{Verdicts, assert_same};
-use common::oracle::{OracleReport, OracleRules, run_oracle};
+use common::oracle::{OracleReport, OracleRules, run_oracle, run_oracle_until_abort};
 
 #[derive(Clone, Copy, Debug)]
 struct RunKind {
@@ -37,6 +38,8 @@ struct RunKind {
     stx_genesis: bool,
     /// The first block indexed (`FIRST_BLOCK`).
     first_block: u64,
+    /// Shortened reveal expiry, grace and receive-fees periods.
+    timers: Option<TestTimers>,
     ci_seeds: u64,
 }
 
@@ -44,7 +47,10 @@ impl RunKind {
     fn rules(&self) -> RuleSet {
         let mut rules = RuleSet::test(self.epoch_ends);
         rules.first_block = self.first_block;
-        rules
+        match self.timers {
+            Some(t) => rules.with_timers(t),
+            None => rules,
+        }
     }
 }
 
@@ -53,6 +59,7 @@ const EPOCH1: RunKind = RunKind {
     epoch_ends: None,
     stx_genesis: false,
     first_block: 1,
+    timers: None,
     ci_seeds: 10,
 };
 const EPOCH6: RunKind = RunKind {
@@ -60,6 +67,7 @@ const EPOCH6: RunKind = RunKind {
     epoch_ends: Some([1, 2, 3, 4, 5]),
     stx_genesis: true,
     first_block: 1,
+    timers: None,
     ci_seeds: 10,
 };
 /// Blocks 102-150 epoch 1, then 20 blocks of each later epoch, epoch 6 from 231.
@@ -68,6 +76,7 @@ const CROSSING: RunKind = RunKind {
     epoch_ends: Some([150, 170, 190, 210, 230]),
     stx_genesis: true,
     first_block: 1,
+    timers: None,
     ci_seeds: 2,
 };
 /// Indexing from block 100: the skip lists start there, and the first
@@ -77,14 +86,36 @@ const LATE_START: RunKind = RunKind {
     epoch_ends: None,
     stx_genesis: false,
     first_block: 100,
+    timers: None,
     ci_seeds: 1,
 };
+/// Mainnet's year-long timers cut to blocks, with most of the run in
+/// epochs 3-6 (where grace and receive-fees periods exist): namespace
+/// reveals expire unreadied and are revealed again, names pass their grace
+/// period, pay-to-creator namespaces stop receiving fees.
+const TIMERS: RunKind = RunKind {
+    name: "short-timers",
+    epoch_ends: Some([120, 130, 140, 170, 200]),
+    stx_genesis: true,
+    first_block: 1,
+    timers: Some(TestTimers {
+        namespace_reveal_expire: 15,
+        grace_period: 6,
+        receive_fees_period: 40,
+    }),
+    ci_seeds: 3,
+};
 
-/// Seeds that found a disagreement, kept in every CI run. A seed means a
-/// chain only for one version of the generator, so each bug found also gets
-/// a scripted test (below); the seeds that found the first were epoch1 1-4,
-/// inside the CI range anyway.
-const REGRESSION_SEEDS: &[(&str, u64)] = &[];
+/// Seeds kept in every CI run: those that found a disagreement, and those
+/// that reach a path the CI range does not. A seed means a chain only for
+/// one version of the generator, so each bug found also gets a scripted
+/// test (below); the seeds that found the first were epoch1 1-4, inside the
+/// CI range anyway.
+const REGRESSION_SEEDS: &[(&str, u64)] = &[
+    // ends where the original aborts: an import over an existing name in
+    // the block where its namespace's reveal expires
+    ("short-timers", 1006),
+];
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -104,6 +135,14 @@ struct Counts {
     dropped: usize,
     /// Generated operations our rules decided otherwise than meant.
     surprises: usize,
+    /// Seeds whose chain ends where the original aborts (both agreed).
+    halted: usize,
+    /// Year-long timers reached: namespaces revealed again after their
+    /// reveal expired, renewals in a grace period, payments near the end of
+    /// a creator's fee period (all as the oracle decided them).
+    re_reveals: usize,
+    grace_renewals: usize,
+    fee_period_edges: usize,
     failures: Vec<String>,
 }
 
@@ -118,6 +157,10 @@ impl Counts {
         }
         self.dropped += other.dropped;
         self.surprises += other.surprises;
+        self.halted += other.halted;
+        self.re_reveals += other.re_reveals;
+        self.grace_renewals += other.grace_renewals;
+        self.fee_period_edges += other.fee_period_edges;
         self.failures.extend(other.failures);
     }
 
@@ -298,14 +341,35 @@ fn check_seed(kind: RunKind, seed: u64, blocks: usize) -> Counts {
     let t1 = Instant::now();
     let (engine, outcomes) = replay(kind.rules(), &genesis, &blocks_of(&chain));
     let t2 = Instant::now();
-    let report = run_oracle(
-        &without_witnesses(&chain),
-        &OracleRules {
-            epoch_ends: kind.epoch_ends,
-            stx_genesis: kind.stx_genesis,
-            first_block: kind.first_block,
-        },
-    );
+    let oracle_rules = OracleRules {
+        epoch_ends: kind.epoch_ends,
+        stx_genesis: kind.stx_genesis,
+        first_block: kind.first_block,
+        timers: kind.timers,
+    };
+    // Where our rules say the original aborts, it must abort at the same
+    // operation, and agree on everything before that block.
+    let mut halt_disagrees = None;
+    let report = match engine.halted() {
+        None => run_oracle(&without_witnesses(&chain), &oracle_rules),
+        Some(halt) => {
+            let meant = stats
+                .intent(&halt.txid)
+                .map_or("?".to_string(), |i| format!("{}/{}", i.op, i.variant));
+            eprintln!("  {} seed {seed}: [{meant}] {halt}", kind.name);
+            let at = run_oracle_until_abort(&without_witnesses(&chain), &oracle_rules);
+            if at != (halt.block, halt.vtxindex) {
+                halt_disagrees = Some(format!(
+                    "ours halt at {halt:?}, the oracle aborted checking block {} vtxindex {}",
+                    at.0, at.1
+                ));
+            }
+            let before = (halt.block - 1) as usize;
+            let truncated = RegtestChain::from_blocks(blocks_of(&chain)[..=before].to_vec())
+                .expect("a prefix of a valid chain");
+            run_oracle(&without_witnesses(&truncated), &oracle_rules)
+        }
+    };
     if std::env::var_os("BNS_DIFF_VERBOSE").is_some() {
         eprintln!(
             "  {} seed {seed}: generated in {:.1?}, replayed in {:.1?}, oracle {:.1?} (indexing {} s)",
@@ -323,7 +387,9 @@ fn check_seed(kind: RunKind, seed: u64, blocks: usize) -> Counts {
 
     let mut counts = Counts {
         seeds: 1,
-        blocks: chain.height(),
+        blocks: engine
+            .halted()
+            .map_or(chain.height(), |h| h.block as usize - 1),
         surprises: stats.surprises().len(),
         ..Counts::default()
     };
@@ -353,6 +419,25 @@ fn check_seed(kind: RunKind, seed: u64, blocks: usize) -> Counts {
     }
     let per_tx = disagreements(&stats, &our_v, &oracle_v);
     let mut state = state_differences(&ours, &theirs);
+    state.extend(halt_disagrees);
+    counts.halted = usize::from(engine.halted().is_some());
+    let mut revealed = BTreeSet::new();
+    for a in report
+        .accepted
+        .iter()
+        .filter(|a| a.op == "NAMESPACE_REVEAL")
+    {
+        counts.re_reveals += usize::from(!revealed.insert(&a.history_id));
+    }
+    let meant = |op: &str, variant: &str| {
+        stats
+            .intents
+            .iter()
+            .filter(|i| i.op == op && i.variant == variant && oracle_v.contains_key(&i.txid))
+            .count()
+    };
+    counts.grace_renewals = meant("NAME_RENEWAL", "in-grace-period");
+    counts.fee_period_edges = meant("NAME_PREORDER", "creator-fee-period-edge");
     // The follower must find the same through script histories, as it
     // would from an Electrum server.
     let followed = common::bns::follow(&chain, kind.rules(), genesis.clone());
@@ -398,7 +483,7 @@ fn jobs() -> Vec<(RunKind, u64)> {
     };
     let first = env_u64("BNS_DIFF_FIRST_SEED", 1);
     let mut jobs = Vec::new();
-    for kind in [EPOCH1, EPOCH6, CROSSING, LATE_START]
+    for kind in [EPOCH1, EPOCH6, CROSSING, LATE_START, TIMERS]
         .into_iter()
         .filter(wanted)
     {
@@ -410,6 +495,9 @@ fn jobs() -> Vec<(RunKind, u64)> {
             }
         }
     }
+    // seed by seed across the kinds, so a long run stopped early has
+    // covered every kind alike
+    jobs.sort_by_key(|(_, seed)| *seed);
     jobs
 }
 
@@ -420,13 +508,17 @@ fn summary(what: &str, c: &Counts, elapsed: std::time::Duration) -> String {
         .map(|(op, (a, r))| format!("{op} {a}/{r}"))
         .collect();
     format!(
-        "bns differential {what}: {} seeds, {} blocks, {} operations compared ({} dropped by both parsers; accepted/rejected: {}), {} surprises, {elapsed:.1?}",
+        "bns differential {what}: {} seeds ({} ending where the original aborts), {} blocks, {} operations compared ({} dropped by both parsers; accepted/rejected: {}), {} surprises; {} namespaces revealed again, {} renewals in a grace period, {} payments near a fee period's end; {elapsed:.1?}",
         c.seeds,
+        c.halted,
         c.blocks,
         c.compared(),
         c.dropped,
         per_op.join(", "),
         c.surprises,
+        c.re_reveals,
+        c.grace_renewals,
+        c.fee_period_edges,
     )
 }
 
@@ -447,12 +539,13 @@ fn generated_histories_match_the_original_indexer() {
                     let t = Instant::now();
                     let c = check_seed(kind, seed, blocks);
                     eprintln!(
-                        "bns differential {} seed {seed}: {} blocks, {} operations, {} surprises, {} in {:.1?}",
+                        "bns differential {} seed {seed}: {} blocks, {} operations, {} surprises, {}{} in {:.1?}",
                         kind.name,
                         c.blocks,
                         c.compared(),
                         c.surprises,
                         if c.failures.is_empty() { "agree" } else { "DISAGREE" },
+                        if c.halted > 0 { " (both abort at the next block)" } else { "" },
                         t.elapsed()
                     );
                     totals.lock().unwrap().entry(kind.name).or_default().add(c);

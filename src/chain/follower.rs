@@ -13,7 +13,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Network, ScriptBuf, Transaction, Txid};
 
 use super::backend::{BackendError, ChainBackend, VerifiedChain};
-use super::rules::engine::{Allocation, BlockOutcome, Engine};
+use super::rules::engine::{Allocation, BlockOutcome, Engine, Halt};
 use super::rules::extract::parse_tx;
 use super::rules::params::RuleSet;
 use super::rules::txparse;
@@ -84,7 +84,10 @@ fn looks_like_bns(tx: &Transaction) -> bool {
 pub struct FollowerStatus {
     pub tip: u64,
     pub confirmed: u64,
+    /// At `confirmed`, or at the last block before a halt.
     pub consensus_hash: [u8; 16],
+    /// Where the original indexer would have stopped for good, if it would.
+    pub halted: Option<Halt>,
 }
 
 pub struct Follower {
@@ -478,7 +481,10 @@ impl Follower {
         Ok(FollowerStatus {
             tip,
             confirmed,
-            consensus_hash: self.consensus_hash(confirmed).unwrap_or_default(),
+            consensus_hash: self
+                .consensus_hash(confirmed.min(self.applied_to))
+                .unwrap_or_default(),
+            halted: self.state.halted().cloned(),
         })
     }
 
@@ -526,6 +532,7 @@ impl Follower {
             }
         }
         self.dirty_from = None;
+        let was_halted = self.state.halted().is_some();
         for h in self.applied_to + 1..=confirmed {
             let ops: Vec<_> = self
                 .ops
@@ -535,7 +542,19 @@ impl Follower {
                     parse_tx(&self.rules, h, op.vtxindex as u32, &op.tx, &prevouts)
                 })
                 .collect();
-            let outcome = self.state.process_block(h, &ops);
+            let outcome = match self.state.process_block(h, &ops) {
+                Ok(outcome) => outcome,
+                Err(halt) => {
+                    if !was_halted {
+                        tracing::error!(
+                            "{halt}; the whitelist stops at block {}, where mainnet's indexer stopped",
+                            h - 1
+                        );
+                    }
+                    self.applied_to = h - 1;
+                    return;
+                }
+            };
             if let Some(o) = &mut self.outcomes {
                 o.push((h, outcome.clone()));
             }

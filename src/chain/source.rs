@@ -85,6 +85,7 @@ impl ChainSource {
                     .unwrap_or_default(),
                 confirmed_height: s.confirmed,
                 consensus_hash: hex::encode(s.consensus_hash),
+                halted: s.halted.map(|h| h.to_string()),
             }),
             Err(e @ (BackendError::Lied { .. } | BackendError::WrongTx { .. })) => {
                 tracing::warn!("dropping chain server: {e}");

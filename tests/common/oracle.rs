@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atlas::chain::regtest::RegtestChain;
+use atlas::chain::rules::params::TestTimers;
 use serde::{Deserialize, Deserializer};
 
 /// `../shared/oracle`, beside the project.
@@ -77,6 +78,8 @@ pub struct OracleRules {
     pub stx_genesis: bool,
     /// The first block indexed.
     pub first_block: u64,
+    /// Shortened reveal expiry, grace and receive-fees periods.
+    pub timers: Option<TestTimers>,
 }
 
 impl Default for OracleRules {
@@ -85,6 +88,7 @@ impl Default for OracleRules {
             epoch_ends: None,
             stx_genesis: false,
             first_block: 1,
+            timers: None,
         }
     }
 }
@@ -102,6 +106,7 @@ impl OracleRules {
             epoch_ends: Some([1, 2, 3, 4, 5]),
             stx_genesis: true,
             first_block: 1,
+            timers: None,
         }
     }
 }
@@ -395,10 +400,50 @@ pub fn run_oracle(chain: &RegtestChain, rules: &OracleRules) -> OracleReport {
 /// (auth atlas:atlas) whose tip is `blocks` (e.g. `atlas devnet
 /// --bitcoind-rpc-port`). Blocking, like `run_oracle`.
 pub fn run_oracle_at(rpc: SocketAddr, blocks: u64, rules: &OracleRules) -> OracleReport {
+    match run(rpc, blocks, rules, false) {
+        Ran::Report(report) => *report,
+        Ran::Aborted { .. } => unreachable!("an abort fails the run"),
+    }
+}
+
+/// Runs the oracle over `chain`, which must make it abort (`os.abort()`,
+/// SIGABRT), and returns the operation it was checking then: (block,
+/// vtxindex). Panics if it finishes or fails otherwise.
+pub fn run_oracle_until_abort(chain: &RegtestChain, rules: &OracleRules) -> (u64, u32) {
+    let rpc = RpcServer::start(chain);
+    let ran = run(rpc.addr, chain.height() as u64, rules, true);
+    drop(rpc);
+    match ran {
+        Ran::Aborted { block, vtxindex } => (block, vtxindex),
+        Ran::Report(_) => unreachable!("finishing fails the run"),
+    }
+}
+
+enum Ran {
+    Report(Box<OracleReport>),
+    Aborted { block: u64, vtxindex: u32 },
+}
+
+/// The last operation the original logged checking (`CHECK NAME_IMPORT at
+/// (104, 2)`).
+fn last_check(stderr: &Path) -> Option<(u64, u32)> {
+    let text = String::from_utf8_lossy(&std::fs::read(stderr).ok()?).into_owned();
+    let at = text.rfind("CHECK ")?;
+    let rest = &text[at..];
+    let open = rest.find(" at (")? + 5;
+    let close = open + rest[open..].find(')')?;
+    let (block, vtxindex) = rest[open..close].split_once(", ")?;
+    Some((block.parse().ok()?, vtxindex.parse().ok()?))
+}
+
+fn run(rpc: SocketAddr, blocks: u64, rules: &OracleRules, expect_abort: bool) -> Ran {
     let venv = provision();
     let tmp = tempfile::Builder::new()
         .prefix("bns-oracle-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(
+            std::env::var_os("BNS_ORACLE_TMPDIR")
+                .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from),
+        )
         .expect("a temporary directory");
     let dir = tmp.path().to_path_buf();
     let (shim, p2p_port) = start_shim(rpc, &dir);
@@ -433,6 +478,27 @@ pub fn run_oracle_at(rpc: SocketAddr, blocks: u64, rules: &OracleRules) -> Oracl
     if rules.stx_genesis {
         cmd.env("GENESIS", oracle_dir().join("genesis_stx.py"));
     }
+    for e in 1..=6 {
+        for what in ["LIFETIME_GRACE_PERIOD", "RECEIVE_FEES_PERIOD"] {
+            cmd.env_remove(format!("BLOCKSTACK_EPOCH_{e}_NAMESPACE_{what}"));
+        }
+    }
+    if let Some(t) = rules.timers {
+        cmd.env(
+            "NAMESPACE_REVEAL_EXPIRE",
+            t.namespace_reveal_expire.to_string(),
+        );
+        for e in TestTimers::EPOCHS {
+            cmd.env(
+                format!("BLOCKSTACK_EPOCH_{e}_NAMESPACE_LIFETIME_GRACE_PERIOD"),
+                t.grace_period.to_string(),
+            )
+            .env(
+                format!("BLOCKSTACK_EPOCH_{e}_NAMESPACE_RECEIVE_FEES_PERIOD"),
+                t.receive_fees_period.to_string(),
+            );
+        }
+    }
 
     // About 30 ms a block when the machine is idle; shared CI cores are not.
     let limit = Duration::from_secs(120 + blocks / 2);
@@ -466,6 +532,16 @@ pub fn run_oracle_at(rpc: SocketAddr, blocks: u64, rules: &OracleRules) -> Oracl
     };
     match status {
         None => fail(format!("did not finish {blocks} blocks in {limit:?}")),
+        Some(s) if expect_abort => {
+            use std::os::unix::process::ExitStatusExt;
+            if s.signal() != Some(6) {
+                fail(format!("was expected to abort, but exited ({s})"));
+            }
+            let Some((block, vtxindex)) = last_check(&stderr) else {
+                fail("aborted before checking any operation".into());
+            };
+            return Ran::Aborted { block, vtxindex };
+        }
         Some(s) if !s.success() => fail(format!("failed ({s})")),
         Some(_) => {}
     }
@@ -480,5 +556,5 @@ pub fn run_oracle_at(rpc: SocketAddr, blocks: u64, rules: &OracleRules) -> Oracl
             report.index_rc
         ));
     }
-    report
+    Ran::Report(Box::new(report))
 }

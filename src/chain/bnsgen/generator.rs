@@ -28,7 +28,8 @@ pub struct Generated {
 /// Builds a regtest chain: 101 empty blocks to mature the miner's first
 /// coinbase, then `blocks` blocks of BNS operations, valid and invalid,
 /// chosen by `seed` under `rules` (`genesis` as the token genesis the
-/// indexer starts from). The same arguments give the same chain.
+/// indexer starts from). The same arguments give the same chain. It ends
+/// early at a block where the original would abort (`Engine::halted`).
 pub fn generate(seed: u64, rules: &RuleSet, genesis: &[Allocation], blocks: usize) -> Generated {
     let mut g = Gen::new(seed, rules.clone(), genesis);
     g.end = (COINBASE_MATURITY + 1 + blocks) as u64;
@@ -37,6 +38,11 @@ pub fn generate(seed: u64, rules: &RuleSet, genesis: &[Allocation], blocks: usiz
     }
     for _ in 0..blocks {
         g.step();
+        // the original indexes nothing past a halt, so neither can anything
+        // built after it be compared
+        if g.cb.engine.halted().is_some() {
+            break;
+        }
     }
     Generated {
         chain: g.cb.chain,
@@ -223,6 +229,11 @@ impl Gen {
         self.stx_delta.clear();
         let outcome = self.cb.mine();
         let intents = std::mem::take(&mut self.block_intents);
+        if self.cb.engine.halted().is_some() {
+            // undecided: the block never completes
+            self.stats.intents.extend(intents);
+            return;
+        }
         for mut intent in intents {
             let (verdict, reason) = verdict_of(&outcome, &intent.txid);
             intent.verdict = Some(verdict);
@@ -373,7 +384,10 @@ impl Gen {
         let pending_ns = !self.pending_ns_preorders().is_empty();
         let pending_names = !self.pending_name_preorders().is_empty();
         let names = self.cb.engine.db.names().next().is_some();
-        let weights: [(u32, u8); 15] = [
+        // never drawn unless a reveal can expire within the run, so other
+        // runs' random streams stay as they were
+        let expired = !self.expired_reveals().is_empty();
+        let weights: [(u32, u8); 16] = [
             (if ready { 6 } else { 30 }, 0),
             (if pending_ns { 12 } else { 0 }, 1),
             (if revealed { 4 } else { 0 }, 2),
@@ -396,6 +410,7 @@ impl Gen {
             (if names { 3 } else { 0 }, 12),
             (1, 13),
             (1, 14),
+            (if expired { 4 } else { 0 }, 15),
         ];
         let total: u32 = weights.iter().map(|w| w.0).sum();
         let mut roll = self.rng.random_range(0..total);
@@ -422,6 +437,7 @@ impl Gen {
             11 => self.collision(),
             12 => self.repreorder(None),
             13 => self.reveal_collision(),
+            15 => self.after_expired_reveal(),
             _ => self.announce(),
         }
     }
@@ -447,14 +463,16 @@ mod tests {
     fn a_seed_gives_one_chain_and_the_engine_agrees_with_itself() {
         let rules = RuleSet::test(Some([1, 2, 3, 4, 5]));
         let genesis = regtest_stx_genesis();
-        let a = generate(7, &rules, &genesis, 40);
-        let b = generate(7, &rules, &genesis, 40);
+        // long enough for choices among existing names, which the state's
+        // randomly ordered maps once made differ from run to run
+        let a = generate(7, &rules, &genesis, 150);
+        let b = generate(7, &rules, &genesis, 150);
         assert_eq!(a.chain.tip_hash(), b.chain.tip_hash());
         assert_ne!(
             a.chain.tip_hash(),
             generate(8, &rules, &genesis, 40).chain.tip_hash()
         );
-        assert_eq!(a.chain.height(), COINBASE_MATURITY + 1 + 40);
+        assert_eq!(a.chain.height(), COINBASE_MATURITY + 1 + 150);
         // the generator's engine and a replay of the finished chain decide
         // every operation alike
         let blocks: Vec<_> = (0..=a.chain.height())

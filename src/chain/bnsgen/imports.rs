@@ -97,7 +97,7 @@ impl Gen {
         if into_ready {
             variant = "into-a-ready-namespace";
         }
-        let existing: Vec<String> = self
+        let mut existing: Vec<String> = self
             .cb
             .engine
             .db
@@ -105,10 +105,21 @@ impl Gen {
             .map(|r| r.name.clone())
             .filter(|n| n.ends_with(&format!(".{id}")))
             .collect();
+        // the state's maps iterate in a random order; the seed alone must
+        // decide the chain
+        existing.sort();
         let mut name = match existing.choose(&mut self.rng) {
             Some(n) if self.rng.random_bool(0.15) => n.clone(),
             _ => format!("{}.{id}", self.label(36 - id.len())),
         };
+        // An import over an existing name in the block where the reveal
+        // expires halts the original (`engine::Halt`), which ends the run:
+        // mostly import a new name then. Only short test timers get here.
+        let expires_now =
+            !ns.is_ready() && ns.reveal_block + self.rules.namespace_reveal_expire == self.block();
+        if expires_now && existing.contains(&name) && self.rng.random_bool(0.8) {
+            name = format!("{}.{id}", self.label(36 - id.len()));
+        }
         let hoarder = self.users[0];
         let recipient = if self.rng.random_bool(HOARDER_SHARE) && self.names_owned(hoarder) < 27 {
             hoarder
@@ -159,7 +170,7 @@ impl Gen {
         if sender == revealer && !into_ready && single_key && expect != Expect::Drop {
             self.importing.insert(id);
         }
-        if expect == Expect::Accept && self.rng.random_bool(0.08) {
+        if expect == Expect::Accept && !expires_now && self.rng.random_bool(0.08) {
             // imported again in the same block, with another hash: imports
             // never collide, the later one overwrites
             let vh: [u8; 20] = self.rng.random();

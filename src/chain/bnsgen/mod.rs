@@ -7,7 +7,7 @@
 //! underpayment, wrong burn addresses and output positions, wrong output
 //! counts, segwit senders and inputs, payloads of another epoch, missing or
 //! foreign preorders, quotas, same-block collisions, keyring imports,
-//! expiry and grace edges. Valid operations quote recent consensus hashes
+//! expiry and grace edges, expired namespace reveals. Valid operations quote recent consensus hashes
 //! and pay the prices our own rule engine computes as it replays the chain
 //! being built. What each transaction was meant to be is in [`Stats`].
 //!
@@ -21,6 +21,7 @@ pub mod ops;
 pub mod stats;
 pub mod wallet;
 
+mod expired;
 mod generator;
 mod imports;
 mod model;

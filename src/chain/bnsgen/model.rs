@@ -25,6 +25,8 @@ pub(super) struct NameView {
     pub ready: bool,
     /// Blocks from the next block to the end of the name's lifetime.
     pub to_expiry: i64,
+    /// Blocks from the next block to the end of its grace period.
+    pub to_grace_end: i64,
 }
 
 impl Gen {
@@ -162,6 +164,7 @@ impl Gen {
                         + (n.lifetime as i64).saturating_mul(m as i64);
                     end - b as i64
                 });
+                let grace = self.rules.grace_period(b, &r.namespace_id) as i64;
                 let live = db.get_name(&self.rules, &r.name, b - 1, false).is_some();
                 NameView {
                     name: r.name.clone(),
@@ -170,6 +173,7 @@ impl Gen {
                     grace: db.in_grace_period(&self.rules, &r.name, b),
                     ready,
                     to_expiry,
+                    to_grace_end: to_expiry.saturating_add(grace),
                 }
             })
             .collect();
@@ -178,10 +182,13 @@ impl Gen {
     }
 
     /// Picks one of `views`: often one within two blocks of the end of its
-    /// lifetime (expiry and grace edges), else mostly one marked
-    /// `preferred` (where the operation can pass).
+    /// lifetime or of its grace period (expiry and grace edges), else mostly
+    /// one marked `preferred` (where the operation can pass).
     pub fn pick_name(&mut self, views: &[NameView], preferred: &[bool]) -> Option<NameView> {
-        let edge: Vec<&NameView> = views.iter().filter(|v| v.to_expiry.abs() <= 2).collect();
+        let edge: Vec<&NameView> = views
+            .iter()
+            .filter(|v| v.to_expiry.abs() <= 2 || v.to_grace_end.abs() <= 2)
+            .collect();
         if !edge.is_empty() && self.rng.random_bool(0.35) {
             return edge.choose(&mut self.rng).map(|v| (*v).clone());
         }

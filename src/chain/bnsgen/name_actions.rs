@@ -86,6 +86,9 @@ impl Gen {
             }
             _ => {}
         }
+        if variant == "valid" && view.grace {
+            variant = "in-grace-period";
+        }
         let payload = match (with_hash || form_57, tokens && !form_57) {
             (true, true) => {
                 ops::registration_payload(&view.name, Some(vh), Some(pay.tokens.unwrap_or(0)))

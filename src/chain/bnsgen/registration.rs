@@ -334,6 +334,26 @@ impl Gen {
             }
             _ => {}
         }
+        // Near the end of a pay-to-creator namespace's fee period (reached
+        // only with short test timers), half the time pay the other side of
+        // it: the registration's block decides which one was due.
+        let b = self.block();
+        let fees_end = ns.reveal_block + self.rules.receive_fees_period(b, &ns.namespace_id);
+        if variant == "valid"
+            && ns.version == PAY_TO_CREATOR
+            && pay.tokens.is_none()
+            && fees_end.abs_diff(b) <= 8
+            && self.rng.random_bool(0.5)
+        {
+            let creator = address_script(&ns.address).unwrap_or_else(ops::burn_script);
+            pay.burn = if pay.burn == creator {
+                ops::burn_script()
+            } else {
+                creator
+            };
+            paid_ok = false;
+            variant = "creator-fee-period-edge";
+        }
         if let Some(t) = pay.tokens
             && epoch4
             && expect == Expect::Accept

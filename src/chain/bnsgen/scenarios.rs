@@ -196,11 +196,11 @@ impl Gen {
                 let again = b + self.rng.random_range(1..=3);
                 self.due.push((again, Due::Repreorder(hash.clone())));
             }
-            // once the name has expired (epochs without a grace period), by
-            // the preorderer: from the oldest row
+            // once the name has expired and left its grace period (when
+            // that ends within a run), by the preorderer: from the oldest row
             let grace = self.rules.grace_period(b, namespace_of(&note.name));
-            for d in (1..=2).filter(|_| grace == 0) {
-                let at = b + e as u64 + d;
+            for d in (1..=2).filter(|_| grace <= 30) {
+                let at = b + e as u64 + grace + d;
                 if at <= self.end {
                     self.schedule_register(at, hash.clone(), None);
                 }

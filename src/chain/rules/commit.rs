@@ -23,6 +23,9 @@ pub struct Commit {
     pub announces: Option<String>,
     /// For the per-block quota count: a registration's new owner.
     pub registers_to: Option<String>,
+    /// The original accepts the operation but then fails to write it and
+    /// aborts (`engine::Halt`).
+    pub aborts: Option<&'static str>,
 }
 
 impl Commit {

@@ -65,6 +65,22 @@ pub struct Engine {
     pub lastblock: u64,
     /// The token genesis still to load or patch (`genesis.rs`).
     pub tokens: super::genesis::Tokens,
+    halted: Option<Halt>,
+}
+
+/// An operation at which the original indexer stops for good
+/// (`os.abort()` in a database write it assumed could not fail): its nodes
+/// never process this block, so no consensus hash or whitelist exists past
+/// the block before. Processing stops there, as the original's did.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the original indexer aborts at block {block}, transaction {txid} (vtxindex {vtxindex}): {reason}"
+)]
+pub struct Halt {
+    pub block: u64,
+    pub txid: String,
+    pub vtxindex: u32,
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,7 +137,13 @@ impl Engine {
             rules,
             db,
             lastblock,
+            halted: None,
         }
+    }
+
+    /// Where the original indexer stopped for good, if it did.
+    pub fn halted(&self) -> Option<&Halt> {
+        self.halted.as_ref()
     }
 
     /// The consensus hash of a processed block (or a genesis row).
@@ -201,10 +223,29 @@ impl Engine {
     }
 
     /// Processes block `block` (the next one) with its BNS operations in
-    /// transaction order.
-    pub fn process_block(&mut self, block: u64, ops: &[ParsedOp]) -> BlockOutcome {
+    /// transaction order; an error where the original stops for good, after
+    /// which every later block gets the same error and the state stays as
+    /// the block before left it.
+    pub fn process_block(&mut self, block: u64, ops: &[ParsedOp]) -> Result<BlockOutcome, Halt> {
+        if let Some(h) = &self.halted {
+            return Err(h.clone());
+        }
         debug_assert_eq!(block, self.lastblock + 1, "blocks are processed in order");
         self.tokens.reach(&self.rules, &mut self.db, block);
+        // Only a re-reveal of an expired namespace, or an import in the
+        // block where its namespace's reveal expires, can halt; a block
+        // holding one is processed over a copy, so a halt leaves the state
+        // as the block before left it rather than half a block written.
+        let unready = |id: &str| self.db.namespaces.get(id).filter(|n| !n.is_ready());
+        let before = ops
+            .iter()
+            .any(|op| match &op.body {
+                Body::NamespaceReveal { namespace_id, .. } => unready(namespace_id).is_some(),
+                Body::NameImport { name, .. } => unready(Db::namespace_of(name))
+                    .is_some_and(|n| n.reveal_block + self.rules.namespace_reveal_expire == block),
+                _ => false,
+            })
+            .then(|| self.db.clone());
         let mut taken = self.scan_collisions(block, ops);
         let mut out = BlockOutcome::default();
         let mut registered_to: Vec<String> = Vec::new();
@@ -220,6 +261,22 @@ impl Engine {
                 _ => Ok(commit),
             });
             match verdict {
+                Ok(Commit {
+                    aborts: Some(reason),
+                    ..
+                }) => {
+                    let halt = Halt {
+                        block,
+                        txid: op.txid.clone(),
+                        vtxindex: op.vtxindex,
+                        reason,
+                    };
+                    self.halted = Some(halt.clone());
+                    if let Some(db) = before {
+                        self.db = db;
+                    }
+                    return Err(halt);
+                }
                 Ok(commit) => {
                     serialized.push(py2::serialize_op(op.opcode, &commit.record));
                     if let Some(owner) = &commit.registers_to {
@@ -271,6 +328,6 @@ impl Engine {
         self.lastblock = block;
         out.consensus_hash = ch;
         out.ops_hash = hex::encode(ops_hash);
-        out
+        Ok(out)
     }
 }

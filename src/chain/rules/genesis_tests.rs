@@ -299,12 +299,18 @@ fn mainnet_engine_loads_tokens_at_epoch_4() {
         .find(|c| c["height"].as_u64() == Some(547_922))
         .unwrap();
     let mut engine = Engine::new(RuleSet::mainnet(), &[]);
-    engine.process_block(373_601, &[]);
+    engine
+        .process_block(373_601, &[])
+        .expect("no operations, no halt");
     engine.lastblock = 547_920;
-    engine.process_block(547_921, &[]);
+    engine
+        .process_block(547_921, &[])
+        .expect("no operations, no halt");
     assert!(engine.tokens.loaded().is_none());
     assert!(engine.db.accounts.is_empty());
-    engine.process_block(547_922, &[]);
+    engine
+        .process_block(547_922, &[])
+        .expect("no operations, no halt");
     assert!(engine.tokens.loaded().is_some());
     // After block 547,922 the ledger has also vested 547,923: undo nothing,
     // just check there was nothing to vest then.
@@ -403,7 +409,9 @@ fn engine_applies_patches_then_vesting_between_blocks() {
     let mut engine = Engine::with_stx_genesis(rules, g);
     let mut seen = Vec::new();
     for block in 1..=8 {
-        engine.process_block(block, &[]);
+        engine
+            .process_block(block, &[])
+            .expect("no operations, no halt");
         // What block + 1's operations will see.
         seen.push((
             block + 1,

@@ -617,7 +617,14 @@ pub fn check_import(
     } else {
         rec.op_fee = Num::Float(price.to_f64());
     }
+    // The write checks an import over an existing name again, at this
+    // block rather than the last (db.py:1905-1909): in the block where the
+    // namespace's reveal expires it finds no name, and the original aborts.
+    let aborts = (c.db.get_name(c.rules, name, c.block, true).is_some()
+        && c.db.get_name(c.rules, name, c.block, false).is_none())
+    .then_some("an import over an existing name in the block where its namespace's reveal expires: the original's write finds no name");
     Ok(Commit {
+        aborts,
         history: vec![HistoryEntry {
             op: ";".into(),
             consensus_hash: None,

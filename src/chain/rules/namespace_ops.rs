@@ -121,9 +121,18 @@ pub fn check_reveal(c: &Ctx, op: &ParsedOp) -> Result<Commit, Reject> {
         }
         0
     };
-    let block_number =
-        c.db.namespace_at(c.rules, namespace_id, c.block, true)
-            .map_or(p.block_number, |old| old.block_number);
+    let old = c.db.namespace_at(c.rules, namespace_id, c.block, true);
+    let block_number = old.map_or(p.block_number, |old| old.block_number);
+    // A re-reveal rewrites the expired row with an UPDATE that must match
+    // every field it does not mutate, the preorder's `op_fee` among them
+    // (db.py:1492-1513): with another fee it matches no row, and the
+    // original aborts.
+    let aborts = old
+        .filter(|old| match old.op_fee {
+            Num::Int(fee) => fee != p.op_fee,
+            Num::Float(fee) => fee != p.op_fee as f64,
+        })
+        .map(|_| "a re-reveal of an expired namespace paid another preorder fee than its first reveal: the original's update matches no row");
     let rec = NamespaceRec {
         namespace_id: namespace_id.clone(),
         preorder_hash: preorder_hash.clone(),
@@ -152,6 +161,7 @@ pub fn check_reveal(c: &Ctx, op: &ParsedOp) -> Result<Commit, Reject> {
         preorder_remove: Some(preorder_hash.clone()),
         record: records::namespace(&rec, false),
         namespace: Some(rec),
+        aborts,
         ..Default::default()
     })
 }

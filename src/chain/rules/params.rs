@@ -130,6 +130,24 @@ pub struct NamespaceRules {
     pub receive_fees_period: u64,
 }
 
+/// Test mode's shorter timers, so a few hundred regtest blocks reach what
+/// takes a year on mainnet: `BLOCKSTACK_NAMESPACE_REVEAL_EXPIRE` and, for
+/// epochs 3-6 (the ones whose mainnet values are not 0),
+/// `BLOCKSTACK_EPOCH_n_NAMESPACE_LIFETIME_GRACE_PERIOD` and
+/// `BLOCKSTACK_EPOCH_n_NAMESPACE_RECEIVE_FEES_PERIOD` (config.py:158, 615-621).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestTimers {
+    pub namespace_reveal_expire: u64,
+    pub grace_period: u64,
+    pub receive_fees_period: u64,
+}
+
+impl TestTimers {
+    /// The epochs (1-based) whose grace and receive-fees periods the
+    /// override replaces.
+    pub const EPOCHS: std::ops::RangeInclusive<u8> = 3..=6;
+}
+
 /// A namespace price table (`namespace_prices[_stacks]`), by ID length.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NamespacePrices {
@@ -227,6 +245,8 @@ pub struct RuleSet {
     pub genesis_consensus_hash: [u8; 16],
     /// `MAGIC_BYTES` (config.py:972).
     pub magic_bytes: [u8; 2],
+    /// Shortened test timers, if any (`with_timers`).
+    pub timers: Option<TestTimers>,
 }
 
 const OUTPUT_TYPES_BASE: &[ScriptType] =
@@ -317,6 +337,21 @@ impl RuleSet {
         Self::build(true, ends)
     }
 
+    /// This test rule set with `timers` in place of mainnet's.
+    pub fn with_timers(mut self, timers: TestTimers) -> Self {
+        assert!(self.testnet, "the original only takes timers in test mode");
+        self.namespace_reveal_expire = timers.namespace_reveal_expire;
+        for e in TestTimers::EPOCHS {
+            let epoch = &mut self.epochs[usize::from(e) - 1];
+            for rules in [&mut epoch.id_rules, &mut epoch.default_rules] {
+                rules.grace_period = timers.grace_period;
+                rules.receive_fees_period = timers.receive_fees_period;
+            }
+        }
+        self.timers = Some(timers);
+        self
+    }
+
     fn build(test: bool, epoch_ends: [u64; 5]) -> Self {
         let blocks_per_year = 52_595;
         let blocks_per_day = 144;
@@ -368,6 +403,7 @@ impl RuleSet {
             valid_transaction_window: 24,
             genesis_consensus_hash: GENESIS_CONSENSUS_HASH,
             magic_bytes: *b"id",
+            timers: None,
         }
     }
 
@@ -497,12 +533,19 @@ impl RuleSet {
     /// other rules must not be reused.
     pub fn identity(&self) -> String {
         let ends: Vec<String> = self.epoch_ends.iter().map(u64::to_string).collect();
-        format!(
+        let mut id = format!(
             "{}:{}:{}",
             if self.testnet { "test" } else { "mainnet" },
             self.first_block,
             ends.join(",")
-        )
+        );
+        if let Some(t) = self.timers {
+            id += &format!(
+                ":timers={},{},{}",
+                t.namespace_reveal_expire, t.grace_period, t.receive_fees_period
+            );
+        }
+        id
     }
 }
 

@@ -42,7 +42,8 @@ pub fn block_ops(
 }
 
 /// Processes `blocks` (genesis first, so index = height) from the rules'
-/// first block on, returning each processed block's outcome by height.
+/// first block on, returning each processed block's outcome by height. Where
+/// the original would abort, the outcomes stop (`Engine::halted` says why).
 pub fn replay(
     rules: RuleSet,
     genesis: &[Allocation],
@@ -60,7 +61,10 @@ pub fn replay(
             continue;
         }
         let ops = block_ops(&engine.rules, height, block, &txs);
-        out.push((height, engine.process_block(height, &ops)));
+        match engine.process_block(height, &ops) {
+            Ok(outcome) => out.push((height, outcome)),
+            Err(_) => break,
+        }
     }
     (engine, out)
 }

@@ -208,7 +208,7 @@ impl Db {
         self.names.insert(rec.name.clone(), rec);
     }
 
-    fn namespace_of(name: &str) -> &str {
+    pub fn namespace_of(name: &str) -> &str {
         name.rsplit('.').next().unwrap_or("")
     }
 
