@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use atlas::chain::backend::RegtestBackend;
-use atlas::chain::follower::Follower;
+use atlas::chain::follower::{Follower, FollowerStatus};
 use atlas::chain::regtest::RegtestChain;
 use atlas::chain::rules::engine::{Allocation, BlockOutcome, Engine};
 use atlas::chain::rules::params::RuleSet;
@@ -186,6 +186,15 @@ impl Verdicts {
 /// The follower's verdicts on `chain`, found as from an Electrum server:
 /// through script histories and merkle proofs, confirmed to the tip.
 pub fn follow(chain: &RegtestChain, rules: RuleSet, genesis: Vec<Allocation>) -> Verdicts {
+    follow_with_status(chain, rules, genesis).0
+}
+
+/// `follow`, with the status of the follower's round.
+pub fn follow_with_status(
+    chain: &RegtestChain,
+    rules: RuleSet,
+    genesis: Vec<Allocation>,
+) -> (Verdicts, FollowerStatus) {
     let start = rules.first_block;
     let checkpoint = chain
         .block(start as usize - 1)
@@ -204,8 +213,8 @@ pub fn follow(chain: &RegtestChain, rules: RuleSet, genesis: Vec<Allocation>) ->
     let mut backend = RegtestBackend {
         chain: Arc::new(Mutex::new(chain.clone())),
     };
-    f.poll(&mut backend).expect("the follower reads the chain");
-    Verdicts::of_engine(&f.state, f.outcomes())
+    let status = f.poll(&mut backend).expect("the follower reads the chain");
+    (Verdicts::of_engine(&f.state, f.outcomes()), status)
 }
 
 /// Panics with the first difference of each kind, naming the block.

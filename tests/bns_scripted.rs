@@ -1,0 +1,225 @@
+//! BNS cases scripted against the original indexer (the oracle): each
+//! pins a rule the differential (`bns_differential.rs`) reaches only at
+//! random, or found once, so that a change of the generator cannot lose it.
+
+mod common;
+
+use atlas::chain::bnsgen::ChainBuilder;
+use atlas::chain::bnsgen::keys::{Key, KeyKind};
+use atlas::chain::bnsgen::ops::{self, Reveal};
+use atlas::chain::bnsgen::wallet::MINER;
+use atlas::chain::regtest::RegtestChain;
+use atlas::chain::rules::engine::BlockOutcome;
+use atlas::chain::rules::params::{RuleSet, TestTimers};
+use atlas::chain::rules::replay::replay;
+use bitcoin::Block;
+use bitcoin::secp256k1::SecretKey;
+use common::bns::{Verdicts, assert_same, follow_with_status};
+use common::oracle::{OracleRules, run_oracle, run_oracle_until_abort};
+
+const TIMERS: TestTimers = TestTimers {
+    namespace_reveal_expire: 5,
+    grace_period: 6,
+    receive_fees_period: 40,
+};
+/// What a 9-character namespace costs in epoch 1.
+const FEE: u64 = 40_000_000;
+
+fn blocks_of(chain: &RegtestChain) -> Vec<Block> {
+    (0..=chain.height())
+        .map(|h| chain.block(h).expect("in range").clone())
+        .collect()
+}
+
+/// Preorders `ns` for `recipient` burning `fee`, mines, reveals it, mines;
+/// returns the reveal's txid.
+fn preorder_and_reveal(b: &mut ChainBuilder, ns: &str, recipient: usize, fee: u64) -> String {
+    let script = b.wallet.script(MINER);
+    let hash = ops::preorder_hash(ns, &script, &b.wallet.address(recipient));
+    let payload = ops::namespace_preorder_payload(hash, b.consensus_hash_back(0), None);
+    b.send(&ops::preorder_tx(MINER, payload, ops::burn_script(), fee))
+        .expect("the miner pays");
+    b.mine();
+    let reveal = Reveal {
+        namespace_id: ns.into(),
+        lifetime: 10,
+        coeff: 1,
+        base: 2,
+        buckets: [1; 16],
+        nonalpha_discount: 1,
+        no_vowel_discount: 1,
+        version: 1,
+    };
+    let to = b.wallet.script(recipient);
+    let txid = b
+        .send(&ops::recipient_tx(MINER, ops::reveal_payload(&reveal), to))
+        .expect("the miner pays");
+    b.mine();
+    txid.to_string()
+}
+
+/// Where the original stops for good: a namespace whose reveal expired is
+/// revealed again, first with its first preorder's fee (accepted), then
+/// with another fee, where the original's write matches no row and it
+/// aborts. Our rules, replayed and followed, must accept the first, halt
+/// at the same operation as the oracle, and agree with it on everything
+/// before that block.
+#[test]
+fn a_re_reveal_with_another_fee_halts_us_where_the_original_aborts() {
+    let rules = RuleSet::test(None).with_timers(TIMERS);
+    let mut b = ChainBuilder::new(rules.clone(), &[]);
+    b.mature();
+    let recipients: Vec<usize> = (1u8..=3)
+        .map(|i| {
+            let sk = SecretKey::from_slice(&[i; 32]).expect("a valid secret");
+            let key = Key::new(&b.wallet.secp, KeyKind::P2pkh, vec![sk]);
+            b.wallet.add(key)
+        })
+        .collect();
+    let ns = "rereveal1";
+    let expire_after = |b: &mut ChainBuilder| {
+        let revealed = b.next_block() - 1;
+        while b.next_block() < revealed + TIMERS.namespace_reveal_expire {
+            b.mine();
+        }
+    };
+
+    preorder_and_reveal(&mut b, ns, recipients[0], FEE);
+    expire_after(&mut b);
+    let again = preorder_and_reveal(&mut b, ns, recipients[1], FEE);
+    let accepted_at = b.next_block() - 1;
+    assert!(b.engine.halted().is_none(), "the same fee re-reveals");
+    assert_eq!(
+        b.engine.db.namespaces[ns].reveal_block, accepted_at,
+        "revealed again at {accepted_at}"
+    );
+    expire_after(&mut b);
+    let halting = preorder_and_reveal(&mut b, ns, recipients[2], FEE + 1);
+    let halt = b.engine.halted().cloned().expect("another fee halts");
+    assert_eq!(halt.txid, halting);
+
+    // replayed, followed and by the oracle: the same halt
+    let blocks = blocks_of(&b.chain);
+    let (engine, outcomes) = replay(rules.clone(), &[], &blocks);
+    assert_eq!(engine.halted(), Some(&halt));
+    let oracle_rules = OracleRules {
+        timers: Some(TIMERS),
+        ..OracleRules::epoch1()
+    };
+    assert_eq!(
+        run_oracle_until_abort(&b.chain, &oracle_rules),
+        (halt.block, halt.vtxindex),
+        "the oracle aborts at the operation we halt at"
+    );
+    let (followed, status) = follow_with_status(&b.chain, rules, Vec::new());
+    assert_eq!(status.halted.as_ref(), Some(&halt));
+
+    // and everything before it agrees, the accepted re-reveal included
+    let before = RegtestChain::from_blocks(blocks[..halt.block as usize].to_vec())
+        .expect("a prefix of a valid chain");
+    let report = run_oracle(&before, &oracle_rules);
+    assert!(report.accepted.iter().any(|a| a.txid == again));
+    let theirs = Verdicts::of_oracle(&report);
+    assert_same(
+        "replayed up to the halt",
+        &Verdicts::of_engine(&engine, &outcomes),
+        &theirs,
+    );
+    assert_same("followed up to the halt", &followed, &theirs);
+}
+
+/// Regression (found by epoch1 seeds 1-4): a name's preorder hash sent again
+/// while the name lives is accepted each time, and the original keeps each
+/// as a row of its own. Once the name expires, a registration reads the
+/// oldest row, which has outlived the namespace lifetime here, so it fails;
+/// our rules once kept the newest and accepted it.
+#[test]
+fn a_hash_preordered_again_registers_from_its_oldest_preorder() {
+    let rules = RuleSet::test(None);
+    let mut b = ChainBuilder::new(rules, &[]);
+    b.mature();
+    let (script, address) = (b.wallet.script(MINER), b.wallet.address(MINER));
+    let ns = "regressn";
+    let ch = b.consensus_hash_back(0);
+    let hash = ops::preorder_hash(ns, &script, &address);
+    let payload = ops::namespace_preorder_payload(hash, ch, None);
+    b.send(&ops::preorder_tx(
+        MINER,
+        payload,
+        ops::burn_script(),
+        40_000_000,
+    ))
+    .expect("the miner pays");
+    b.mine();
+    let reveal = Reveal {
+        namespace_id: ns.into(),
+        lifetime: 10,
+        coeff: 1,
+        base: 2,
+        buckets: [1; 16],
+        nonalpha_discount: 1,
+        no_vowel_discount: 1,
+        version: 1,
+    };
+    b.send(&ops::recipient_tx(
+        MINER,
+        ops::reveal_payload(&reveal),
+        script.clone(),
+    ));
+    b.mine();
+    b.send(&ops::plain_tx(MINER, ops::ready_payload(ns)));
+    b.mine();
+
+    let name = "n.regressn";
+    let hash = ops::preorder_hash(name, &script, &address);
+    let preorder = |b: &mut ChainBuilder| {
+        let ch = b.consensus_hash_back(0);
+        let payload = ops::name_preorder_payload(hash, ch, None);
+        let txid = b.send(&ops::preorder_tx(MINER, payload, ops::burn_script(), 200));
+        txid.expect("the miner pays").to_string()
+    };
+    let register = |b: &mut ChainBuilder| {
+        let payload = ops::registration_payload(name, None, None);
+        let txid = b.send(&ops::recipient_tx(MINER, payload, script.clone()));
+        txid.expect("the miner pays").to_string()
+    };
+    let accepted = |o: &BlockOutcome, txid: &str| o.accepted.iter().any(|a| a.txid == txid);
+
+    preorder(&mut b);
+    b.mine();
+    let txid = register(&mut b);
+    let registered = b.next_block();
+    assert!(accepted(&b.mine(), &txid), "the first registration");
+    // two more preorders of the same hash while the name lives
+    for at in [registered + 1, registered + 4] {
+        while b.next_block() < at {
+            b.mine();
+        }
+        let txid = preorder(&mut b);
+        assert!(
+            accepted(&b.mine(), &txid),
+            "a preorder of a live name's hash"
+        );
+    }
+    // the name has expired at registered + 11; the oldest preorder (at
+    // registered + 1) is then 10 blocks old, the namespace lifetime
+    while b.next_block() < registered + 12 {
+        b.mine();
+    }
+    let txid = register(&mut b);
+    let late = b.mine();
+    assert!(
+        late.rejected.iter().any(|r| r.0 == txid),
+        "the registration reads the oldest preorder: {late:?}"
+    );
+
+    let blocks = blocks_of(&b.chain);
+    let (engine, outcomes) = replay(RuleSet::test(None), &[], &blocks);
+    let report = run_oracle(&b.chain, &OracleRules::epoch1());
+    assert!(report.rejected.iter().any(|r| r.txid == txid));
+    assert_same(
+        "a preorder hash sent three times",
+        &Verdicts::of_engine(&engine, &outcomes),
+        &Verdicts::of_oracle(&report),
+    );
+}
