@@ -200,9 +200,11 @@ async fn metrics_scrape_parses_and_matches_status() {
         "atlas_push_fanout_count",
         "atlas_pending",
         "atlas_connected_peers",
+        "atlas_chain_confirmed_height",
     ] {
         metric(&m, name);
     }
+    assert_eq!(metric(&m, "atlas_chain_halted"), 0.0);
     assert!(
         m.keys().any(|k| k.starts_with("libp2p_")),
         "libp2p's own metrics share the registry"

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub walk_steps: Counter,
     pub penalties: Family<ReasonLabel, Counter>,
     pub stored: Family<OriginLabel, Counter>,
+    pub chain_confirmed_height: Gauge,
+    pub chain_halted: Gauge,
     last_stats: std::sync::Mutex<Stats>,
 }
 
@@ -75,6 +77,8 @@ impl Metrics {
             walk_steps: Counter::default(),
             penalties: Family::default(),
             stored: Family::default(),
+            chain_confirmed_height: Gauge::default(),
+            chain_halted: Gauge::default(),
             last_stats: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("atlas");
@@ -112,6 +116,16 @@ impl Metrics {
             "pending",
             "Uploads waiting in the inbox for their announcement",
             m.pending.clone(),
+        );
+        r.register(
+            "chain_confirmed_height",
+            "Height of the last confirmed block the chain follower read",
+            m.chain_confirmed_height.clone(),
+        );
+        r.register(
+            "chain_halted",
+            "1 when the chain holds an operation at which the original BNS indexer stops for good (the whitelist ends at the block before)",
+            m.chain_halted.clone(),
         );
         r.register_with_unit(
             "wire",

@@ -525,6 +525,9 @@ impl EventLoop {
         m.present.set(s.present as i64);
         m.missing.set(s.missing as i64);
         m.pending.set(self.pending_count as i64);
+        m.chain_confirmed_height
+            .set(self.chain.confirmed_height as i64);
+        m.chain_halted.set(i64::from(self.chain.halted.is_some()));
         m.absorb(&self.core.stats);
         let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
         let next = NodeStatus {
