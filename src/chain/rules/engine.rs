@@ -272,6 +272,7 @@ impl Engine {
                         reason,
                     };
                     self.halted = Some(halt.clone());
+                    debug_assert!(before.is_some(), "a halt the block scan did not foresee");
                     if let Some(db) = before {
                         self.db = db;
                     }
