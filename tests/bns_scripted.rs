@@ -9,9 +9,12 @@ use atlas::chain::bnsgen::keys::{Key, KeyKind};
 use atlas::chain::bnsgen::ops::{self, Reveal};
 use atlas::chain::bnsgen::wallet::MINER;
 use atlas::chain::regtest::RegtestChain;
+use atlas::chain::rules::engine::Allocation;
 use atlas::chain::rules::engine::BlockOutcome;
+use atlas::chain::rules::params::Units;
 use atlas::chain::rules::params::{RuleSet, TestTimers};
-use atlas::chain::rules::replay::replay;
+use atlas::chain::rules::price::price_namespace;
+use atlas::chain::rules::replay::{regtest_stx_genesis, replay};
 use bitcoin::Block;
 use bitcoin::secp256k1::SecretKey;
 use common::bns::{Verdicts, assert_same, follow_with_status};
@@ -31,12 +34,19 @@ fn blocks_of(chain: &RegtestChain) -> Vec<Block> {
         .collect()
 }
 
-/// Preorders `ns` for `recipient` burning `fee`, mines, reveals it, mines;
-/// returns the reveal's txid.
-fn preorder_and_reveal(b: &mut ChainBuilder, ns: &str, recipient: usize, fee: u64) -> String {
+/// Preorders `ns` for `recipient` burning `fee` (and paying `tokens` STX),
+/// mines, reveals it as `version`, mines; returns the reveal's txid.
+fn reveal_as(
+    b: &mut ChainBuilder,
+    ns: &str,
+    recipient: usize,
+    fee: u64,
+    tokens: Option<u64>,
+    version: u16,
+) -> String {
     let script = b.wallet.script(MINER);
     let hash = ops::preorder_hash(ns, &script, &b.wallet.address(recipient));
-    let payload = ops::namespace_preorder_payload(hash, b.consensus_hash_back(0), None);
+    let payload = ops::namespace_preorder_payload(hash, b.consensus_hash_back(0), tokens);
     b.send(&ops::preorder_tx(MINER, payload, ops::burn_script(), fee))
         .expect("the miner pays");
     b.mine();
@@ -48,7 +58,7 @@ fn preorder_and_reveal(b: &mut ChainBuilder, ns: &str, recipient: usize, fee: u6
         buckets: [1; 16],
         nonalpha_discount: 1,
         no_vowel_discount: 1,
-        version: 1,
+        version,
     };
     let to = b.wallet.script(recipient);
     let txid = b
@@ -56,6 +66,56 @@ fn preorder_and_reveal(b: &mut ChainBuilder, ns: &str, recipient: usize, fee: u6
         .expect("the miner pays");
     b.mine();
     txid.to_string()
+}
+
+fn preorder_and_reveal(b: &mut ChainBuilder, ns: &str, recipient: usize, fee: u64) -> String {
+    reveal_as(b, ns, recipient, fee, None, 1)
+}
+
+fn new_keys(b: &mut ChainBuilder, n: u8) -> Vec<usize> {
+    (1..=n)
+        .map(|i| {
+            let sk = SecretKey::from_slice(&[i; 32]).expect("a valid secret");
+            let key = Key::new(&b.wallet.secp, KeyKind::P2pkh, vec![sk]);
+            b.wallet.add(key)
+        })
+        .collect()
+}
+
+fn expire_reveal(b: &mut ChainBuilder) {
+    let revealed = b.next_block() - 1;
+    while b.next_block() < revealed + TIMERS.namespace_reveal_expire {
+        b.mine();
+    }
+}
+
+/// Our halt, replayed and followed, against the oracle's abort; and
+/// everything before the halting block against the oracle.
+fn check_halt(b: &ChainBuilder, rules: RuleSet, genesis: &[Allocation], oracle: &OracleRules) {
+    let halt = b
+        .engine
+        .halted()
+        .cloned()
+        .expect("the chain ends in a halt");
+    let blocks = blocks_of(&b.chain);
+    let (engine, outcomes) = replay(rules.clone(), genesis, &blocks);
+    assert_eq!(engine.halted(), Some(&halt));
+    assert_eq!(
+        run_oracle_until_abort(&b.chain, oracle),
+        (halt.block, halt.vtxindex),
+        "the oracle aborts at the operation we halt at"
+    );
+    let (followed, status) = follow_with_status(&b.chain, rules, genesis.to_vec());
+    assert_eq!(status.halted.as_ref(), Some(&halt));
+    let before = RegtestChain::from_blocks(blocks[..halt.block as usize].to_vec())
+        .expect("a prefix of a valid chain");
+    let theirs = Verdicts::of_oracle(&run_oracle(&before, oracle));
+    assert_same(
+        "replayed up to the halt",
+        &Verdicts::of_engine(&engine, &outcomes),
+        &theirs,
+    );
+    assert_same("followed up to the halt", &followed, &theirs);
 }
 
 /// Where the original stops for good: a namespace whose reveal expired is
@@ -69,63 +129,85 @@ fn a_re_reveal_with_another_fee_halts_us_where_the_original_aborts() {
     let rules = RuleSet::test(None).with_timers(TIMERS);
     let mut b = ChainBuilder::new(rules.clone(), &[]);
     b.mature();
-    let recipients: Vec<usize> = (1u8..=3)
-        .map(|i| {
-            let sk = SecretKey::from_slice(&[i; 32]).expect("a valid secret");
-            let key = Key::new(&b.wallet.secp, KeyKind::P2pkh, vec![sk]);
-            b.wallet.add(key)
-        })
-        .collect();
+    let recipients = new_keys(&mut b, 3);
     let ns = "rereveal1";
-    let expire_after = |b: &mut ChainBuilder| {
-        let revealed = b.next_block() - 1;
-        while b.next_block() < revealed + TIMERS.namespace_reveal_expire {
-            b.mine();
-        }
-    };
 
     preorder_and_reveal(&mut b, ns, recipients[0], FEE);
-    expire_after(&mut b);
-    let again = preorder_and_reveal(&mut b, ns, recipients[1], FEE);
+    expire_reveal(&mut b);
+    preorder_and_reveal(&mut b, ns, recipients[1], FEE);
     let accepted_at = b.next_block() - 1;
     assert!(b.engine.halted().is_none(), "the same fee re-reveals");
     assert_eq!(
         b.engine.db.namespaces[ns].reveal_block, accepted_at,
         "revealed again at {accepted_at}"
     );
-    expire_after(&mut b);
+    expire_reveal(&mut b);
     let halting = preorder_and_reveal(&mut b, ns, recipients[2], FEE + 1);
-    let halt = b.engine.halted().cloned().expect("another fee halts");
-    assert_eq!(halt.txid, halting);
-
-    // replayed, followed and by the oracle: the same halt
-    let blocks = blocks_of(&b.chain);
-    let (engine, outcomes) = replay(rules.clone(), &[], &blocks);
-    assert_eq!(engine.halted(), Some(&halt));
-    let oracle_rules = OracleRules {
+    assert_eq!(b.engine.halted().map(|h| &h.txid), Some(&halting));
+    // the re-reveal is in what the oracle and we must agree on
+    let oracle = OracleRules {
         timers: Some(TIMERS),
         ..OracleRules::epoch1()
     };
-    assert_eq!(
-        run_oracle_until_abort(&b.chain, &oracle_rules),
-        (halt.block, halt.vtxindex),
-        "the oracle aborts at the operation we halt at"
-    );
-    let (followed, status) = follow_with_status(&b.chain, rules, Vec::new());
-    assert_eq!(status.halted.as_ref(), Some(&halt));
+    check_halt(&b, rules, &[], &oracle);
+}
 
-    // and everything before it agrees, the accepted re-reveal included
-    let before = RegtestChain::from_blocks(blocks[..halt.block as usize].to_vec())
-        .expect("a prefix of a valid chain");
-    let report = run_oracle(&before, &oracle_rules);
-    assert!(report.accepted.iter().any(|a| a.txid == again));
-    let theirs = Verdicts::of_oracle(&report);
-    assert_same(
-        "replayed up to the halt",
-        &Verdicts::of_engine(&engine, &outcomes),
-        &theirs,
+/// Where the original stops for good: a name imported into a namespace
+/// whose reveal then expires, the namespace revealed again paying names in
+/// STX, and the name imported again (by the first importer: the keyring is
+/// derived once): its row's token fee ("0") is not the new one, so the
+/// original's update matches no row and it aborts.
+#[test]
+fn an_import_at_another_token_fee_halts_us_where_the_original_aborts() {
+    let rules = RuleSet::test(Some([1, 2, 3, 4, 5])).with_timers(TIMERS);
+    let genesis = regtest_stx_genesis();
+    let mut b = ChainBuilder::new(rules.clone(), &genesis);
+    b.mature();
+    let revealers = new_keys(&mut b, 2);
+    assert!(b.fund(&[(revealers[0], 5_000_000), (revealers[1], 5_000_000)]));
+    b.mine();
+    let ns = "refee1234";
+    let stx = |b: &ChainBuilder| {
+        let p = price_namespace(&b.engine.rules, ns, b.next_block(), Units::Stacks)
+            .expect("a price in STX");
+        p.to_long().to_string().parse::<u64>().expect("fits")
+    };
+    let import = |b: &mut ChainBuilder, from: usize| {
+        let to = b.wallet.script(MINER);
+        let tx = ops::import_tx(from, "n.refee1234", to, [7; 20]);
+        let txid = b.send(&tx).expect("the revealer pays").to_string();
+        b.mine();
+        txid
+    };
+
+    let tokens = stx(&b);
+    reveal_as(&mut b, ns, revealers[0], 5_500, Some(tokens), 1);
+    let first = import(&mut b, revealers[0]);
+    assert!(b.engine.halted().is_none());
+    assert_eq!(
+        b.engine
+            .db
+            .get_name(&rules, "n.refee1234", b.next_block(), true)
+            .map(|r| r.token_fee.as_str()),
+        Some("0")
     );
-    assert_same("followed up to the halt", &followed, &theirs);
+    expire_reveal(&mut b);
+    let tokens = stx(&b);
+    reveal_as(&mut b, ns, revealers[1], 5_500, Some(tokens), 3);
+    assert_eq!(b.engine.db.namespaces[ns].version, 3, "revealed again");
+    // the import keyring is derived once, from the first importer's key
+    let halting = import(&mut b, revealers[0]);
+    assert_eq!(b.engine.halted().map(|h| &h.txid), Some(&halting));
+    assert_ne!(first, halting);
+    check_halt(
+        &b,
+        rules,
+        &genesis,
+        &OracleRules {
+            timers: Some(TIMERS),
+            ..OracleRules::epoch6()
+        },
+    );
 }
 
 /// Regression (found by epoch1 seeds 1-4): a name's preorder hash sent again

@@ -7,14 +7,37 @@ use rand::seq::IndexedRandom;
 use super::generator::Gen;
 use super::keys::{Key, KeyKind, keyring_child_secret};
 use super::ops;
+use super::registration::label_of;
 use super::stats::Expect;
 use super::wallet::{DUST, KeyId, Out};
+use crate::chain::rules::payment::{PAY_WITH_STACKS, name_price};
+use crate::chain::rules::state::NamespaceRec;
 
 /// How often the first user receives an import: it collects names up to
 /// the quota.
 const HOARDER_SHARE: f64 = 0.35;
 
 impl Gen {
+    /// Whether importing `name` into `ns` now would rewrite its row at
+    /// another token fee, which halts the original (`engine::Halt`) and so
+    /// ends the run. Left out but for one name in 16 (by the name, not by
+    /// attempt). Reached where an STX namespace's prices change: at an
+    /// epoch boundary, or revealed again with other prices.
+    fn import_fee_halts(&self, ns: &NamespaceRec, name: &str) -> bool {
+        let b = self.block();
+        let Some(old) = self.cb.engine.db.get_name(&self.rules, name, b, true) else {
+            return false;
+        };
+        let fee = if ns.version == PAY_WITH_STACKS {
+            name_price(&self.rules, ns, label_of(name), b)
+                .to_long()
+                .to_string()
+        } else {
+            "0".to_string()
+        };
+        old.token_fee != fee && name.bytes().map(u32::from).sum::<u32>() % 16 != 0
+    }
+
     /// The import keyring's five children of `revealer`, as our keys.
     fn keyring_keys(&mut self, revealer: KeyId) -> Vec<KeyId> {
         if let Some(k) = self.keyrings.get(&revealer) {
@@ -118,6 +141,9 @@ impl Gen {
         let expires_now =
             !ns.is_ready() && ns.reveal_block + self.rules.namespace_reveal_expire == self.block();
         if expires_now && existing.contains(&name) && self.rng.random_bool(0.8) {
+            name = format!("{}.{id}", self.label(36 - id.len()));
+        }
+        if self.import_fee_halts(&ns, &name) {
             name = format!("{}.{id}", self.label(36 - id.len()));
         }
         let hoarder = self.users[0];

@@ -13,6 +13,7 @@ use super::extract::{Body, ParsedOp};
 use super::name_ops::{self, Ctx};
 use super::namespace_ops;
 use super::params::RuleSet;
+use super::payment::PAY_WITH_STACKS;
 use super::py2;
 use super::state::Db;
 
@@ -232,17 +233,24 @@ impl Engine {
         }
         debug_assert_eq!(block, self.lastblock + 1, "blocks are processed in order");
         self.tokens.reach(&self.rules, &mut self.db, block);
-        // Only a re-reveal of an expired namespace, or an import in the
-        // block where its namespace's reveal expires, can halt; a block
-        // holding one is processed over a copy, so a halt leaves the state
-        // as the block before left it rather than half a block written.
+        // Only a re-reveal of an expired namespace, or an import over an
+        // existing name in the block where its namespace's reveal expires or
+        // where names cost STX, can halt; a block holding one is processed
+        // over a copy, so a halt leaves the state as the block before left
+        // it rather than half a block written.
         let unready = |id: &str| self.db.namespaces.get(id).filter(|n| !n.is_ready());
         let before = ops
             .iter()
             .any(|op| match &op.body {
                 Body::NamespaceReveal { namespace_id, .. } => unready(namespace_id).is_some(),
-                Body::NameImport { name, .. } => unready(Db::namespace_of(name))
-                    .is_some_and(|n| n.reveal_block + self.rules.namespace_reveal_expire == block),
+                Body::NameImport { name, .. } => {
+                    let namespace = unready(Db::namespace_of(name)).is_some_and(|n| {
+                        n.reveal_block + self.rules.namespace_reveal_expire == block
+                            || n.version == PAY_WITH_STACKS
+                    });
+                    let row = self.db.get_name(&self.rules, name, block, true);
+                    namespace || row.is_some_and(|r| r.token_fee != "0")
+                }
                 _ => false,
             })
             .then(|| self.db.clone());

@@ -617,12 +617,22 @@ pub fn check_import(
     } else {
         rec.op_fee = Num::Float(price.to_f64());
     }
-    // The write checks an import over an existing name again, at this
-    // block rather than the last (db.py:1905-1909): in the block where the
-    // namespace's reveal expires it finds no name, and the original aborts.
-    let aborts = (c.db.get_name(c.rules, name, c.block, true).is_some()
-        && c.db.get_name(c.rules, name, c.block, false).is_none())
-    .then_some("an import over an existing name in the block where its namespace's reveal expires: the original's write finds no name");
+    // An import over an existing name rewrites its row, and the original
+    // aborts where that write fails: it checks the name again at this block
+    // rather than the last (db.py:1905-1909), so in the block where the
+    // namespace's reveal expires it finds none; and its UPDATE must match
+    // the row's `token_fee`, which an STX price that changed (another
+    // epoch, or a namespace revealed again with other prices) does not.
+    let existing = c.db.get_name(c.rules, name, c.block, true);
+    let aborts = match existing {
+        Some(_) if c.db.get_name(c.rules, name, c.block, false).is_none() => Some(
+            "an import over an existing name in the block where its namespace's reveal expires: the original's write finds no name",
+        ),
+        Some(old) if old.token_fee != rec.token_fee => Some(
+            "an import over an existing name at another token fee than its row's: the original's update matches no row",
+        ),
+        _ => None,
+    };
     Ok(Commit {
         aborts,
         history: vec![HistoryEntry {
