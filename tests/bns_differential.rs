@@ -27,8 +27,8 @@ use atlas::chain::regtest::RegtestChain;
 use atlas::chain::rules::engine::BlockOutcome;
 use atlas::chain::rules::params::{RuleSet, TestTimers};
 use atlas::chain::rules::replay::{regtest_stx_genesis, replay};
-use bitcoin::{Block, Witness};
-use common::bns::{Verdicts, assert_same};
+use bitcoin::Witness;
+use common::bns::{Verdicts, assert_same, blocks_of};
 use common::oracle::{OracleReport, OracleRules, run_oracle, run_oracle_until_abort};
 
 #[derive(Clone, Copy, Debug)]
@@ -167,12 +167,6 @@ impl Counts {
     fn compared(&self) -> usize {
         self.ops.values().map(|(a, r)| a + r).sum::<usize>() + self.dropped
     }
-}
-
-fn blocks_of(chain: &RegtestChain) -> Vec<Block> {
-    (0..=chain.height())
-        .map(|h| chain.block(h).expect("in range").clone())
-        .collect()
 }
 
 /// The chain as a bitcoind with `rpcserialversion=0` serves it, which the

@@ -15,9 +15,8 @@ use atlas::chain::rules::params::Units;
 use atlas::chain::rules::params::{RuleSet, TestTimers};
 use atlas::chain::rules::price::price_namespace;
 use atlas::chain::rules::replay::{regtest_stx_genesis, replay};
-use bitcoin::Block;
 use bitcoin::secp256k1::SecretKey;
-use common::bns::{Verdicts, assert_same, follow_with_status};
+use common::bns::{Verdicts, assert_same, blocks_of, follow_with_status};
 use common::oracle::{OracleRules, run_oracle, run_oracle_until_abort};
 
 const TIMERS: TestTimers = TestTimers {
@@ -27,12 +26,6 @@ const TIMERS: TestTimers = TestTimers {
 };
 /// What a 9-character namespace costs in epoch 1.
 const FEE: u64 = 40_000_000;
-
-fn blocks_of(chain: &RegtestChain) -> Vec<Block> {
-    (0..=chain.height())
-        .map(|h| chain.block(h).expect("in range").clone())
-        .collect()
-}
 
 /// Preorders `ns` for `recipient` burning `fee` (and paying `tokens` STX),
 /// mines, reveals it as `version`, mines; returns the reveal's txid.
@@ -222,33 +215,7 @@ fn a_hash_preordered_again_registers_from_its_oldest_preorder() {
     b.mature();
     let (script, address) = (b.wallet.script(MINER), b.wallet.address(MINER));
     let ns = "regressn";
-    let ch = b.consensus_hash_back(0);
-    let hash = ops::preorder_hash(ns, &script, &address);
-    let payload = ops::namespace_preorder_payload(hash, ch, None);
-    b.send(&ops::preorder_tx(
-        MINER,
-        payload,
-        ops::burn_script(),
-        40_000_000,
-    ))
-    .expect("the miner pays");
-    b.mine();
-    let reveal = Reveal {
-        namespace_id: ns.into(),
-        lifetime: 10,
-        coeff: 1,
-        base: 2,
-        buckets: [1; 16],
-        nonalpha_discount: 1,
-        no_vowel_discount: 1,
-        version: 1,
-    };
-    b.send(&ops::recipient_tx(
-        MINER,
-        ops::reveal_payload(&reveal),
-        script.clone(),
-    ));
-    b.mine();
+    preorder_and_reveal(&mut b, ns, MINER, FEE);
     b.send(&ops::plain_tx(MINER, ops::ready_payload(ns)));
     b.mine();
 

@@ -217,6 +217,13 @@ pub fn follow_with_status(
     (Verdicts::of_engine(&f.state, f.outcomes()), status)
 }
 
+/// Every block of `chain`, genesis first (index = height).
+pub fn blocks_of(chain: &RegtestChain) -> Vec<bitcoin::Block> {
+    (0..=chain.height())
+        .map(|h| chain.block(h).expect("in range").clone())
+        .collect()
+}
+
 /// Panics with the first difference of each kind, naming the block.
 pub fn assert_same(what: &str, ours: &Verdicts, oracle: &Verdicts) {
     let mut problems = Vec::new();

@@ -17,17 +17,8 @@ impl Gen {
     /// block being built.
     pub fn expired_reveals(&self) -> Vec<NamespaceRec> {
         let b = self.block();
-        let mut v: Vec<NamespaceRec> = self
-            .cb
-            .engine
-            .db
-            .namespaces
-            .values()
-            .filter(|n| !n.is_ready() && n.reveal_block + self.rules.namespace_reveal_expire <= b)
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.namespace_id.cmp(&b.namespace_id));
-        v
+        let expire = self.rules.namespace_reveal_expire;
+        self.namespaces_where(|n| !n.is_ready() && n.reveal_block + expire <= b)
     }
 
     pub fn after_expired_reveal(&mut self) -> bool {

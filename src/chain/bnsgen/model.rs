@@ -114,39 +114,33 @@ impl Gen {
             .len()
     }
 
-    pub fn ready_namespaces(&self) -> Vec<NamespaceRec> {
+    /// The namespaces `keep` selects, by ID (the state's map has no order;
+    /// the seed alone must decide the chain).
+    pub fn namespaces_where(&self, keep: impl Fn(&NamespaceRec) -> bool) -> Vec<NamespaceRec> {
         let mut v: Vec<NamespaceRec> = self
             .cb
             .engine
             .db
             .namespaces
             .values()
-            .filter(|n| n.is_ready())
+            .filter(|n| keep(n))
             .cloned()
             .collect();
         v.sort_by(|a, b| a.namespace_id.cmp(&b.namespace_id));
         v
     }
 
+    pub fn ready_namespaces(&self) -> Vec<NamespaceRec> {
+        self.namespaces_where(NamespaceRec::is_ready)
+    }
+
     pub fn revealed_namespaces(&self) -> Vec<NamespaceRec> {
         let last = self.block() - 1;
-        let mut v: Vec<NamespaceRec> = self
-            .cb
-            .engine
-            .db
-            .namespaces
-            .values()
-            .filter(|n| {
-                self.cb
-                    .engine
-                    .db
-                    .namespace_reveal(&self.rules, &n.namespace_id, last)
-                    .is_some()
-            })
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.namespace_id.cmp(&b.namespace_id));
-        v
+        let db = &self.cb.engine.db;
+        self.namespaces_where(|n| {
+            db.namespace_reveal(&self.rules, &n.namespace_id, last)
+                .is_some()
+        })
     }
 
     /// Every name the engine knows, as the next block will see it.
