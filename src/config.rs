@@ -119,6 +119,9 @@ pub struct P2pConfig {
     /// Addresses to advertise instead of the listen addresses (behind NAT).
     pub external: Vec<String>,
     pub max_connections: u32,
+    /// Requests one connection may have open at once per protocol; more are
+    /// dropped (the sender sees a refusal and slows down, never bans).
+    pub max_inbound_streams: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -169,6 +172,7 @@ impl Default for P2pConfig {
             neighbors: 8,
             external: Vec::new(),
             max_connections: 256,
+            max_inbound_streams: 256,
         }
     }
 }
@@ -405,6 +409,9 @@ impl Config {
                 "must be at least p2p.neighbors + atlas.max_inbound",
             ));
         }
+        if self.p2p.max_inbound_streams == 0 {
+            return Err(invalid("p2p.max_inbound_streams", "must be at least 1"));
+        }
         if self.store.pending_capacity == 0 {
             return Err(invalid("store.pending_capacity", "must be at least 1"));
         }
@@ -427,6 +434,7 @@ impl Config {
                 bare_seeds,
                 core,
                 max_connections: self.p2p.max_connections,
+                max_inbound_streams: self.p2p.max_inbound_streams,
                 pending_capacity: self.store.pending_capacity,
                 rng_seed: None,
             },

@@ -143,6 +143,8 @@ async fn a_peer_serving_wrong_hashes_is_banned_and_files_come_from_elsewhere() {
                 max_connections: 64,
                 max_per_peer: 2,
                 max_pending: 16,
+                max_pending_per_ip: 16,
+                max_inbound_streams: 256,
             },
             Duration::from_secs(10),
         )

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::atlas::Stats;
+use crate::atlas::{Failure, Stats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WireLabels {
@@ -47,6 +47,7 @@ pub struct Metrics {
     pub refused_busy: Counter,
     pub walk_steps: Counter,
     pub penalties: Family<ReasonLabel, Counter>,
+    pub request_failures: Family<ReasonLabel, Counter>,
     pub stored: Family<OriginLabel, Counter>,
     pub chain_confirmed_height: Gauge,
     pub chain_halted: Gauge,
@@ -76,6 +77,7 @@ impl Metrics {
             refused_busy: Counter::default(),
             walk_steps: Counter::default(),
             penalties: Family::default(),
+            request_failures: Family::default(),
             stored: Family::default(),
             chain_confirmed_height: Gauge::default(),
             chain_halted: Gauge::default(),
@@ -187,6 +189,11 @@ impl Metrics {
             m.penalties.clone(),
         );
         r.register(
+            "request_failures",
+            "Requests to peers that got no answer, by reason (none of them a penalty but malformed)",
+            m.request_failures.clone(),
+        );
+        r.register(
             "zonefiles_stored",
             "Zone files stored, by origin",
             m.stored.clone(),
@@ -227,6 +234,12 @@ impl Metrics {
         );
         bump(&self.walk_steps, stats.walk_steps, last.walk_steps);
         bump(&self.refused_busy, stats.refused_busy, last.refused_busy);
+        for reason in Failure::ALL {
+            let c = self.request_failures.get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            });
+            bump(&c, stats.failures(reason), last.failures(reason));
+        }
         *last = stats.clone();
     }
 }

@@ -4,7 +4,7 @@ use libp2p::PeerId;
 
 use super::messages::{Request, Response};
 use super::time::Instant;
-use super::{Action, Core, InboundId, Outstanding, Penalty, Pending, RequestId};
+use super::{Action, Core, Failure, InboundId, Outstanding, Penalty, Pending, RequestId};
 
 /// How long a peer that said it has no room for us is left out of our walks.
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -135,8 +135,22 @@ impl Core {
         }
     }
 
-    pub(super) fn on_failed(&mut self, now: Instant, o: Outstanding, penalty: Penalty) {
-        self.penalize(now, o.peer, penalty);
+    pub(super) fn on_failed(&mut self, now: Instant, o: Outstanding, reason: Failure) {
+        self.stats.request_failures[reason as usize] += 1;
+        if matches!(reason, Failure::Refused | Failure::Timeout)
+            && let Some(n) = self.neighbors.get_mut(&o.peer)
+        {
+            n.window = (n.window / 2).max(1);
+        }
+        match reason {
+            Failure::Malformed => self.penalize(now, o.peer, Penalty::Malformed),
+            Failure::Unreachable => self.peers.unreachable(&o.peer, now),
+            Failure::Refused => {
+                self.stats.refused_busy += 1;
+                self.peers.record(&o.peer, false, now);
+            }
+            Failure::Closed | Failure::Timeout => self.peers.record(&o.peer, false, now),
+        }
         self.on_lost(now, o);
     }
 

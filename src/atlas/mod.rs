@@ -84,6 +84,43 @@ impl Origin {
     }
 }
 
+/// Why an outbound request got no answer. Only `Malformed` says the peer
+/// misbehaved; the others happen to honest peers under load, behind a
+/// firewall, or while restarting, so they lower its health, never its score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// No connection could be made.
+    Unreachable,
+    /// The connection closed before the answer came.
+    Closed,
+    /// No answer within the request timeout.
+    Timeout,
+    /// The peer dropped or reset the stream: it is at capacity.
+    Refused,
+    /// The answer did not decode.
+    Malformed,
+}
+
+impl Failure {
+    pub const ALL: [Failure; 5] = [
+        Failure::Unreachable,
+        Failure::Closed,
+        Failure::Timeout,
+        Failure::Refused,
+        Failure::Malformed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Unreachable => "unreachable",
+            Failure::Closed => "closed",
+            Failure::Timeout => "timeout",
+            Failure::Refused => "refused",
+            Failure::Malformed => "malformed",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Event {
     PeerConnected {
@@ -112,6 +149,7 @@ pub enum Event {
     RequestFailed {
         peer: PeerId,
         id: RequestId,
+        reason: Failure,
     },
     /// The peer sent something undecodable; the driver already dropped it.
     Malformed {
@@ -201,6 +239,14 @@ pub struct Stats {
     pub walk_steps: u64,
     /// Inventory or fetch requests a peer refused as busy (no room for us).
     pub refused_busy: u64,
+    /// Requests that got no answer, by [`Failure`] (in `Failure::ALL` order).
+    pub request_failures: [u64; 5],
+}
+
+impl Stats {
+    pub fn failures(&self, reason: Failure) -> u64 {
+        self.request_failures[reason as usize]
+    }
 }
 
 #[derive(Debug)]
@@ -209,6 +255,10 @@ struct Neighbor {
     /// `None` until the first full inventory arrives.
     inventory: Option<RangeSet>,
     inflight_fetches: usize,
+    /// Fetches it may have in flight: halved when it refuses or times out,
+    /// one more per answer, up to `max_inflight_per_peer`, so a loaded peer
+    /// gets fewer requests instead of dropped ones.
+    window: usize,
     next_resync: Instant,
     last_sent: Instant,
 }
@@ -438,10 +488,10 @@ impl Core {
             }
             Event::Request { peer, id, request } => self.on_request(now, peer, id, request),
             Event::Response { peer, id, response } => self.on_response(now, peer, id, response),
-            Event::RequestFailed { peer, id } => {
+            Event::RequestFailed { peer, id, reason } => {
                 if let Some(o) = self.take_outstanding(id) {
                     debug_assert_eq!(o.peer, peer);
-                    self.on_failed(now, o, Penalty::Timeout);
+                    self.on_failed(now, o, reason);
                 }
             }
             Event::Malformed { peer } => self.penalize(now, peer, Penalty::Malformed),
@@ -471,7 +521,7 @@ impl Core {
             .collect();
         for id in expired {
             if let Some(o) = self.take_outstanding(id) {
-                self.on_failed(now, o, Penalty::Timeout);
+                self.on_failed(now, o, Failure::Timeout);
             }
         }
         if self.sched.next_deadline().is_some_and(|t| t <= now) {

@@ -100,6 +100,12 @@ impl Core {
             self.on_walk_reply(now, target, ids);
             return;
         }
+        let backing_off = !self.connected.contains(&target)
+            && self.peers.get(&target).is_some_and(|e| !e.dialable(now));
+        if backing_off {
+            self.on_walk_failed(target);
+            return;
+        }
         let request = Request::PeerExchange {
             view: self.view(),
             listen_addrs: self.listen_addrs.clone(),
@@ -173,6 +179,7 @@ impl Core {
                 outbound,
                 inventory: None,
                 inflight_fetches: 0,
+                window: self.cfg.max_inflight_per_peer,
                 next_resync: now + CoreConfig::ms(self.cfg.inventory_resync_ms),
                 last_sent: now,
             },

@@ -21,6 +21,12 @@ const HEALTH_WINDOW: usize = 32;
 pub const BAN_SCORE: f64 = -100.0;
 /// Scores decay toward zero with this half-life, so old sins are forgiven.
 const SCORE_HALF_LIFE: Duration = Duration::from_secs(600);
+/// First wait before dialing a peer that could not be reached; it doubles
+/// with each failure in a row, up to the cap (a shorter one for seeds, which
+/// an isolated node needs back soon).
+const DIAL_BACKOFF_BASE: Duration = Duration::from_secs(2);
+const DIAL_BACKOFF_CAP: Duration = Duration::from_secs(600);
+const SEED_BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Penalty {
@@ -30,8 +36,6 @@ pub enum Penalty {
     Malformed,
     /// Advertised a zone file, then said it does not have it.
     NotFound,
-    /// Did not answer in time.
-    Timeout,
 }
 
 impl Penalty {
@@ -40,7 +44,6 @@ impl Penalty {
             Penalty::WrongHash => "wrong_hash",
             Penalty::Malformed => "malformed",
             Penalty::NotFound => "not_found",
-            Penalty::Timeout => "timeout",
         }
     }
 
@@ -49,7 +52,6 @@ impl Penalty {
             Penalty::WrongHash => 100.0,
             Penalty::Malformed => 50.0,
             Penalty::NotFound => 5.0,
-            Penalty::Timeout => 5.0,
         }
     }
 }
@@ -66,6 +68,9 @@ pub struct PeerEntry {
     /// It said it had no room for us as a neighbour; not asked again before this.
     full_until: Option<Instant>,
     outcomes: VecDeque<bool>,
+    /// Dial failures in a row, and when the next dial may be tried.
+    dial_failures: u32,
+    retry_at: Option<Instant>,
 }
 
 impl PeerEntry {
@@ -84,6 +89,15 @@ impl PeerEntry {
 
     pub fn is_banned(&self, now: Instant) -> bool {
         self.banned_until.is_some_and(|t| t > now)
+    }
+
+    /// Whether a dial may be tried now (unreachable peers back off).
+    pub fn dialable(&self, now: Instant) -> bool {
+        self.retry_at.is_none_or(|t| t <= now)
+    }
+
+    pub fn dial_failures(&self) -> u32 {
+        self.dial_failures
     }
 }
 
@@ -156,11 +170,31 @@ impl PeerTable {
         let mut v: Vec<PeerId> = self
             .entries
             .iter()
-            .filter(|(_, e)| !e.is_banned(now) && !e.addrs.is_empty())
+            .filter(|(_, e)| !e.is_banned(now) && !e.addrs.is_empty() && e.dialable(now))
             .map(|(p, _)| *p)
             .collect();
         v.sort();
         v
+    }
+
+    /// A dial to the peer failed: not a fault, but wait before the next try.
+    pub fn unreachable(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(e) = self.entries.get_mut(peer) {
+            e.dial_failures = e.dial_failures.saturating_add(1);
+            let cap = if e.pinned {
+                SEED_BACKOFF_CAP
+            } else {
+                DIAL_BACKOFF_CAP
+            };
+            let wait = DIAL_BACKOFF_BASE
+                .saturating_mul(1 << e.dial_failures.saturating_sub(1).min(16))
+                .min(cap);
+            e.retry_at = Some(now + wait);
+            if e.outcomes.len() >= HEALTH_WINDOW {
+                e.outcomes.pop_front();
+            }
+            e.outcomes.push_back(false);
+        }
     }
 
     pub fn pin(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, now: Instant) {
@@ -211,6 +245,8 @@ impl PeerTable {
                 banned_until: None,
                 full_until: None,
                 outcomes: VecDeque::new(),
+                dial_failures: 0,
+                retry_at: None,
             },
         );
         true
@@ -257,9 +293,12 @@ impl PeerTable {
         true
     }
 
+    /// We are talking with the peer: it is reachable.
     pub fn seen(&mut self, peer: &PeerId, now: Instant) {
         if let Some(e) = self.entries.get_mut(peer) {
             e.last_seen = Some(now);
+            e.dial_failures = 0;
+            e.retry_at = None;
         }
     }
 
@@ -271,6 +310,8 @@ impl PeerTable {
             e.outcomes.push_back(ok);
             if ok {
                 e.last_seen = Some(now);
+                e.dial_failures = 0;
+                e.retry_at = None;
             }
         }
     }
@@ -379,7 +420,7 @@ mod tests {
         let mut t = PeerTable::new(local, 100, 100, Duration::from_secs(3600));
         let p = PeerId::random();
         t.learn(p, vec![addr("/ip4/1.2.3.4/tcp/1")], Instant::ZERO);
-        assert!(!t.penalize(&p, Penalty::Timeout, Instant::ZERO));
+        assert!(!t.penalize(&p, Penalty::NotFound, Instant::ZERO));
         assert!(!t.is_banned(&p, Instant::ZERO));
         assert!(t.penalize(&p, Penalty::WrongHash, Instant::ZERO));
         assert!(t.is_banned(&p, Instant::ZERO + Duration::from_secs(10)));

@@ -162,7 +162,7 @@ impl Core {
                 let Some(n) = self.neighbors.get(peer) else {
                     continue;
                 };
-                if n.inflight_fetches >= self.cfg.max_inflight_per_peer {
+                if n.inflight_fetches >= n.window {
                     continue;
                 }
                 if n.inventory.is_none() {
@@ -240,6 +240,7 @@ impl Core {
     ) {
         if let Some(n) = self.neighbors.get_mut(&peer) {
             n.inflight_fetches = n.inflight_fetches.saturating_sub(1);
+            n.window = (n.window + 1).min(self.cfg.max_inflight_per_peer);
         }
         self.observations.push(Observation::FetchLatency(latency));
         self.sched_dirty = true;

@@ -10,6 +10,7 @@ use super::inventory::RangeSet;
 use super::*;
 use crate::zonefile::Hash160;
 
+mod failures;
 mod serving;
 
 struct Harness {

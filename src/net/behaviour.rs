@@ -8,6 +8,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, connection_limits, identify, identity, ping, request_response};
 
 use super::codec::AtlasCodec;
+use super::ip_limits::PendingPerIp;
 use super::wire;
 use crate::api::metrics::Metrics;
 use crate::atlas::Protocol;
@@ -17,6 +18,7 @@ pub const IDENTIFY_PROTOCOL: &str = "/atlas/id/1.0.0";
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub per_ip: PendingPerIp,
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -31,6 +33,10 @@ pub struct Limits {
     pub max_connections: u32,
     pub max_per_peer: u32,
     pub max_pending: u32,
+    /// Handshakes in progress from one IP address.
+    pub max_pending_per_ip: u32,
+    /// Inbound requests open at once per connection and protocol.
+    pub max_inbound_streams: usize,
 }
 
 impl Behaviour {
@@ -43,7 +49,7 @@ impl Behaviour {
         let rr = |p: Protocol| {
             let cfg = request_response::Config::default()
                 .with_request_timeout(request_timeout)
-                .with_max_concurrent_streams(256);
+                .with_max_concurrent_streams(limits.max_inbound_streams);
             request_response::Behaviour::with_codec(
                 AtlasCodec::new(metrics.clone()),
                 [(
@@ -59,6 +65,7 @@ impl Behaviour {
             .with_max_pending_incoming(Some(limits.max_pending))
             .with_max_pending_outgoing(Some(limits.max_pending));
         Behaviour {
+            per_ip: PendingPerIp::new(limits.max_pending_per_ip),
             limits: connection_limits::Behaviour::new(conn_limits),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())

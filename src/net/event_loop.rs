@@ -20,7 +20,7 @@ use super::codec::InboundRequest;
 use super::node::{Command, NodeConfig, NodeStatus, PeerInfo, PutOutcome};
 use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
 use crate::atlas::{
-    Action, Core, Event, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
+    Action, Core, Event, Failure, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
     RequestId, Response,
 };
 use crate::store::Store;
@@ -166,7 +166,9 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.p2p_metrics.record(&e),
-            SwarmEvent::Behaviour(BehaviourEvent::Limits(v)) => match v {},
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(v) | BehaviourEvent::PerIp(v)) => {
+                match v {}
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -247,15 +249,14 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                tracing::debug!(%peer, ?protocol, "request failed: {error}");
-                if let request_response::OutboundFailure::Io(e) = &error
-                    && e.kind() == std::io::ErrorKind::InvalidData
-                {
-                    tracing::warn!(%peer, ?protocol, "malformed response: {e}");
-                    self.feed(Event::Malformed { peer });
+                let reason = failure_reason(&error);
+                if reason == Failure::Malformed {
+                    tracing::warn!(%peer, ?protocol, "malformed response: {error}");
+                } else {
+                    tracing::debug!(%peer, ?protocol, reason = reason.label(), "request failed: {error}");
                 }
                 if let Some(id) = self.outbound.remove(&(protocol, request_id)) {
-                    self.feed(Event::RequestFailed { peer, id });
+                    self.feed(Event::RequestFailed { peer, id, reason });
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -542,6 +543,7 @@ impl EventLoop {
             missing: s.missing,
             pending: self.pending_count,
             penalties: self.penalties,
+            request_failures: self.core.stats.request_failures.iter().sum(),
             chain: self.chain.clone(),
         };
         self.status.send_if_modified(|cur| {
@@ -605,6 +607,20 @@ impl EventLoop {
                 tracing::debug!("dialing seed {addr}: {e}");
             }
         }
+    }
+}
+
+/// What a libp2p outbound failure means for the peer. A stream the remote
+/// dropped or reset (it was at capacity) is load, not a fault.
+fn failure_reason(error: &request_response::OutboundFailure) -> Failure {
+    use request_response::OutboundFailure as F;
+    match error {
+        F::DialFailure => Failure::Unreachable,
+        F::Timeout => Failure::Timeout,
+        F::ConnectionClosed => Failure::Closed,
+        F::UnsupportedProtocols => Failure::Refused,
+        F::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => Failure::Malformed,
+        F::Io(_) => Failure::Refused,
     }
 }
 

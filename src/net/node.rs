@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub bare_seeds: Vec<Multiaddr>,
     pub core: CoreConfig,
     pub max_connections: u32,
+    /// Inbound requests open at once per connection and protocol.
+    pub max_inbound_streams: usize,
     pub pending_capacity: usize,
     /// Seeds the core's RNG; `None` draws one from the OS.
     pub rng_seed: Option<u64>,
@@ -66,6 +68,7 @@ impl NodeConfig {
             bare_seeds: Vec::new(),
             core: CoreConfig::default(),
             max_connections: 256,
+            max_inbound_streams: 256,
             pending_capacity: 10_000,
             rng_seed: None,
         }
@@ -87,6 +90,9 @@ pub struct NodeStatus {
     pub pending: u64,
     /// Penalties this node has given peers since it started.
     pub penalties: u64,
+    /// Requests to peers that got no answer (unreachable, closed, timed out,
+    /// refused, malformed) since it started; by reason in the metrics.
+    pub request_failures: u64,
     pub chain: ChainStatus,
 }
 
@@ -246,6 +252,8 @@ pub async fn spawn(
         max_connections: cfg.max_connections,
         max_per_peer: 2,
         max_pending: 64,
+        max_pending_per_ip: 16,
+        max_inbound_streams: cfg.max_inbound_streams,
     };
     let request_timeout = Duration::from_millis(cfg.core.request_timeout_ms);
     let codec_metrics = metrics.clone();

@@ -14,8 +14,8 @@ use super::network::NetModel;
 use super::record::{Kind, Record};
 use super::scenario::{Scenario, ScenarioError};
 use crate::atlas::{
-    Action, Core, CoreConfig, Event, InboundId, Instant, Observation, Origin, PeerRecord, Request,
-    RequestId, Response,
+    Action, Core, CoreConfig, Event, Failure, InboundId, Instant, Observation, Origin, PeerRecord,
+    Request, RequestId, Response,
 };
 use crate::net::wire;
 use crate::zonefile::Hash160;
@@ -312,7 +312,14 @@ impl Sim {
                     && self.nodes[to as usize].inflight.remove(&id).is_some()
                 {
                     self.record.count("requests_failed_dial");
-                    self.feed(to, Event::RequestFailed { peer, id });
+                    self.feed(
+                        to,
+                        Event::RequestFailed {
+                            peer,
+                            id,
+                            reason: Failure::Unreachable,
+                        },
+                    );
                 }
             }
             Ev::Connected {

@@ -110,7 +110,14 @@ impl Sim {
         for id in failed {
             self.record.count("requests_failed_connection_closed");
             self.nodes[to as usize].inflight.remove(&id);
-            self.feed(to, Event::RequestFailed { peer, id });
+            self.feed(
+                to,
+                Event::RequestFailed {
+                    peer,
+                    id,
+                    reason: Failure::Closed,
+                },
+            );
         }
         self.feed(to, Event::PeerDisconnected { peer });
     }
