@@ -219,3 +219,39 @@ async fn a_peer_at_capacity_is_slowed_down_to_not_banned() {
     mirror.shutdown().await;
     seed.shutdown().await;
 }
+
+/// Finding 8: a second node on a live node's p2p port fails at start, for
+/// TCP (libp2p sets SO_REUSEPORT, so the bind alone succeeded) and for QUIC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_p2p_port_fails_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let whitelist = MemoryWhitelist::new();
+    let tcp = free_tcp_port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{tcp}").parse().unwrap();
+    let quic_addr: Multiaddr = format!("/ip4/127.0.0.1/udp/{udp}/quic-v1").parse().unwrap();
+    let mut cfg = NodeConfig::new(dir.path().join("first"));
+    cfg.listen = vec![tcp_addr.clone(), quic_addr.clone()];
+    let first = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
+    wait(&first.handle, "listening", Duration::from_secs(10), |s| {
+        s.listen_addrs.len() == 2
+    })
+    .await;
+    for (addr, what) in [(tcp_addr, "TCP port"), (quic_addr, "UDP (QUIC) port")] {
+        let mut cfg = NodeConfig::new(dir.path().join("second"));
+        cfg.listen = vec![addr];
+        let err = match net::spawn(cfg, Box::new(whitelist.clone())).await {
+            Ok(second) => {
+                second.shutdown().await;
+                panic!("a second node started on a taken {what}");
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(what) && err.contains("in use"), "{err}");
+    }
+    first.shutdown().await;
+}

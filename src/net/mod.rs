@@ -5,6 +5,7 @@ pub mod behaviour;
 pub mod codec;
 mod event_loop;
 pub mod ip_limits;
+mod listen;
 pub mod node;
 pub mod wire;
 

@@ -275,6 +275,10 @@ pub async fn spawn(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(180)))
         .build();
     for addr in &cfg.listen {
+        super::listen::check_free(addr).map_err(|message| NodeError::Listen {
+            addr: addr.clone(),
+            message,
+        })?;
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NodeError::Listen {
