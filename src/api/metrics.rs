@@ -51,6 +51,9 @@ pub struct Metrics {
     pub stored: Family<OriginLabel, Counter>,
     pub chain_confirmed_height: Gauge,
     pub chain_halted: Gauge,
+    pub store_healthy: Gauge,
+    pub store_errors: Counter,
+    last_store_errors: AtomicU64,
     last_stats: std::sync::Mutex<Stats>,
 }
 
@@ -81,6 +84,9 @@ impl Metrics {
             stored: Family::default(),
             chain_confirmed_height: Gauge::default(),
             chain_halted: Gauge::default(),
+            store_healthy: Gauge::default(),
+            store_errors: Counter::default(),
+            last_store_errors: AtomicU64::new(0),
             last_stats: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("atlas");
@@ -194,6 +200,16 @@ impl Metrics {
             m.request_failures.clone(),
         );
         r.register(
+            "store_healthy",
+            "1 while the store's writes go through, 0 from a failed operation until a write succeeds",
+            m.store_healthy.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Store operations that failed (disk full, I/O errors, corruption)",
+            m.store_errors.clone(),
+        );
+        r.register(
             "zonefiles_stored",
             "Zone files stored, by origin",
             m.stored.clone(),
@@ -208,6 +224,15 @@ impl Metrics {
         };
         self.wire_bytes.get_or_create(&labels).inc_by(bytes as u64);
         self.wire_messages.get_or_create(&labels).inc();
+    }
+
+    pub fn set_store(&self, health: &crate::store::StoreHealth) {
+        self.store_healthy.set(i64::from(health.state == "ok"));
+        let before = self
+            .last_store_errors
+            .swap(health.errors, std::sync::atomic::Ordering::Relaxed);
+        self.store_errors
+            .inc_by(health.errors.saturating_sub(before));
     }
 
     /// Moves the core's cumulative counters into the Prometheus counters.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::net::{NodeHandle, PutOutcome};
+use crate::net::{NodeHandle, PutError, PutOutcome};
 use crate::whitelist::Announcer;
 use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
@@ -77,7 +77,10 @@ async fn get_zonefile(State(s): State<ApiState>, Path(hash): Path<String>) -> Re
             StatusCode::NOT_FOUND,
             format!("zone file {hash} is not held here"),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store could not be read: {e}"),
+        ),
     }
 }
 
@@ -115,6 +118,7 @@ async fn post_zonefile(State(s): State<ApiState>, body: Bytes) -> Response {
             axum::Json(json!({ "hash": hash, "status": "pending" })),
         )
             .into_response(),
+        Err(e @ PutError::NoSpace(_)) => error(StatusCode::INSUFFICIENT_STORAGE, e),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }

@@ -17,13 +17,13 @@ use tokio::time::Instant as TokioInstant;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::InboundRequest;
-use super::node::{Command, NodeConfig, NodeStatus, PeerInfo, PutOutcome};
+use super::node::{Command, NodeConfig, NodeStatus, PeerInfo, PutError, PutOutcome};
 use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
 use crate::atlas::{
     Action, Core, Event, Failure, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
     RequestId, Response,
 };
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::whitelist::{ChainStatus, WhitelistUpdate};
 use crate::zonefile::Hash160;
 
@@ -283,19 +283,17 @@ impl EventLoop {
         }
     }
 
-    fn put(&mut self, bytes: Bytes) -> Result<PutOutcome, String> {
+    fn put(&mut self, bytes: Bytes) -> Result<PutOutcome, PutError> {
         let hash = Hash160::of(&bytes);
         if !self.core.is_whitelisted(&hash) {
-            self.store
-                .stash_pending(&hash, &bytes)
-                .map_err(|e| e.to_string())?;
+            self.store.stash_pending(&hash, &bytes)?;
             self.pending_count = self.store.pending_count().unwrap_or(self.pending_count);
             return Ok(PutOutcome::Pending { hash });
         }
         if self.core.has(&hash) {
             return Ok(PutOutcome::Stored { hash, new: false });
         }
-        self.commit(vec![(hash, bytes, Origin::Local)]);
+        self.commit(vec![(hash, bytes, Origin::Local)])?;
         Ok(PutOutcome::Stored { hash, new: true })
     }
 
@@ -327,7 +325,7 @@ impl EventLoop {
                             .into_iter()
                             .map(|(h, b)| (h, b, Origin::Inbox))
                             .collect();
-                        self.commit(batch);
+                        let _ = self.commit(batch);
                     }
                     Ok(_) => {}
                     Err(e) => tracing::error!("reading pending inbox: {e}"),
@@ -363,7 +361,8 @@ impl EventLoop {
             if to_store.is_empty() {
                 break;
             }
-            self.commit(to_store);
+            // A failure is the store's to report; the core refetches later.
+            let _ = self.commit(to_store);
         }
         for obs in self.core.drain_observations() {
             match obs {
@@ -374,7 +373,8 @@ impl EventLoop {
         }
     }
 
-    fn commit(&mut self, batch: Vec<(Hash160, Bytes, Origin)>) {
+    /// Writes a batch in one commit and tells the core how it went.
+    fn commit(&mut self, batch: Vec<(Hash160, Bytes, Origin)>) -> Result<(), StoreError> {
         let files: Vec<(Hash160, Bytes)> = batch.iter().map(|(h, b, _)| (*h, b.clone())).collect();
         let started = std::time::Instant::now();
         let result = self.store.put_zonefiles(&files);
@@ -397,12 +397,14 @@ impl EventLoop {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(%hash, "store write failed: {e}");
+                    // The store logs its change of state once; this is per file.
+                    tracing::debug!(%hash, "store write failed: {e}");
                     Event::StoreFailed { hash }
                 }
             };
             self.feed(event);
         }
+        result
     }
 
     fn execute(&mut self, action: Action) {
@@ -529,6 +531,7 @@ impl EventLoop {
         m.chain_confirmed_height
             .set(self.chain.confirmed_height as i64);
         m.chain_halted.set(i64::from(self.chain.halted.is_some()));
+        m.set_store(&self.store.health());
         m.absorb(&self.core.stats);
         let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
         let next = NodeStatus {
@@ -545,6 +548,7 @@ impl EventLoop {
             penalties: self.penalties,
             request_failures: self.core.stats.request_failures.iter().sum(),
             chain: self.chain.clone(),
+            store: self.store.health(),
         };
         self.status.send_if_modified(|cur| {
             if *cur == next {

@@ -9,4 +9,6 @@ mod listen;
 pub mod node;
 pub mod wire;
 
-pub use node::{Node, NodeConfig, NodeError, NodeHandle, NodeStatus, PeerInfo, PutOutcome, spawn};
+pub use node::{
+    Node, NodeConfig, NodeError, NodeHandle, NodeStatus, PeerInfo, PutError, PutOutcome, spawn,
+};

@@ -16,7 +16,7 @@ use super::behaviour::{Behaviour, Limits};
 use super::event_loop::EventLoop;
 use crate::api::metrics::Metrics;
 use crate::atlas::{Core, CoreConfig, Instant as CoreInstant};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreHealth};
 use crate::whitelist::{ChainStatus, WhitelistSource};
 use crate::zonefile::Hash160;
 
@@ -94,6 +94,7 @@ pub struct NodeStatus {
     /// refused, malformed) since it started; by reason in the metrics.
     pub request_failures: u64,
     pub chain: ChainStatus,
+    pub store: StoreHealth,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -115,10 +116,31 @@ pub enum PutOutcome {
     Pending { hash: Hash160 },
 }
 
+/// Why an upload was not kept. The API answers 507 for `NoSpace`, 503 otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PutError {
+    #[error("not stored: the disk is full ({0}); free space on the node's data_dir")]
+    NoSpace(String),
+    #[error("not stored: the store failed ({0})")]
+    Store(String),
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+impl From<crate::store::StoreError> for PutError {
+    fn from(e: crate::store::StoreError) -> Self {
+        if e.is_out_of_space() {
+            PutError::NoSpace(e.to_string())
+        } else {
+            PutError::Store(e.to_string())
+        }
+    }
+}
+
 pub(super) enum Command {
     Put {
         bytes: Bytes,
-        reply: oneshot::Sender<Result<PutOutcome, String>>,
+        reply: oneshot::Sender<Result<PutOutcome, PutError>>,
     },
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
@@ -137,13 +159,14 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
-    pub async fn put_zonefile(&self, bytes: Bytes) -> Result<PutOutcome, String> {
+    /// Stores (or stashes) an upload; `Ok` only once it is committed to disk.
+    pub async fn put_zonefile(&self, bytes: Bytes) -> Result<PutOutcome, PutError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Put { bytes, reply })
             .await
-            .map_err(|_| NodeError::Stopped.to_string())?;
-        rx.await.map_err(|_| NodeError::Stopped.to_string())?
+            .map_err(|_| PutError::Stopped)?;
+        rx.await.map_err(|_| PutError::Stopped)?
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {

@@ -8,7 +8,7 @@
 //! identity row (network, start height, checkpoint) guards against loading
 //! progress made under another configuration.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 use super::{Result, Store, StoreError};
 
@@ -74,7 +74,10 @@ impl ChainDelta {
 impl Store {
     /// The saved progress, if it was made under `identity`.
     pub fn load_chain(&self, identity: &[u8]) -> Result<Option<SavedChain>> {
-        let txn = self.db.begin_read()?;
+        self.read(|txn| Self::load_chain_in(txn, identity))
+    }
+
+    fn load_chain_in(txn: &redb::ReadTransaction, identity: &[u8]) -> Result<Option<SavedChain>> {
         let meta = match txn.open_table(CHAIN_META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -116,8 +119,7 @@ impl Store {
     /// Applies a delta in one commit. A different `identity` from the saved
     /// one wipes the old progress first.
     pub fn save_chain(&self, identity: &[u8], delta: &ChainDelta) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
+        self.write(|txn| {
             let mut meta = txn.open_table(CHAIN_META)?;
             let mut headers = txn.open_table(CHAIN_HEADERS)?;
             let mut ops = txn.open_table(CHAIN_OPS)?;
@@ -147,23 +149,20 @@ impl Store {
             for script in &delta.watched {
                 watched.insert(script.as_slice(), ())?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Forgets the follower's progress (`atlas reindex`).
     pub fn clear_chain(&self) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
+        self.write(|txn| {
             txn.open_table(CHAIN_META)?.retain(|_, _| false)?;
             txn.open_table(CHAIN_HEADERS)?.retain(|_, _| false)?;
             txn.open_table(CHAIN_OPS)?.retain(|_, _| false)?;
             txn.open_table(CHAIN_SEEN)?.retain(|_, _| false)?;
             txn.open_table(CHAIN_WATCHED)?.retain(|_, _| false)?;
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 

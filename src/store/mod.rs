@@ -2,7 +2,8 @@
 //! inbox and the peer table. Every zone file is hash-checked before it is
 //! written; batches of files share one durable commit.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
 
 use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId};
@@ -14,7 +15,9 @@ use redb::{
 use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
 mod chain;
+mod health;
 pub use chain::{ChainDelta, SavedChain};
+pub use health::StoreHealth;
 
 /// Whitelist index -> zone-file hash, in chain order.
 const ANNOUNCEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("announcements");
@@ -49,12 +52,54 @@ pub enum StoreError {
     TooLarge(usize),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("the database is closed after an error and could not be reopened yet: {0}")]
+    Unavailable(String),
+    #[error("the store is degraded ({last_error}); next write attempt in {retry_in:.1?}")]
+    Degraded {
+        last_error: String,
+        out_of_space: bool,
+        retry_in: std::time::Duration,
+    },
+}
+
+impl StoreError {
+    /// Whether the error is the store's (disk, database) rather than the input's.
+    fn is_fault(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::HashMismatch { .. } | StoreError::TooLarge(_) | StoreError::Degraded { .. }
+        )
+    }
+
+    /// Whether the disk is full (or the file may not grow): the API answers 507.
+    pub fn is_out_of_space(&self) -> bool {
+        let io = match self {
+            StoreError::Degraded { out_of_space, .. } => return *out_of_space,
+            StoreError::Storage(redb::StorageError::Io(e))
+            | StoreError::Commit(redb::CommitError::Storage(redb::StorageError::Io(e)))
+            | StoreError::Transaction(redb::TransactionError::Storage(redb::StorageError::Io(e)))
+            | StoreError::Table(redb::TableError::Storage(redb::StorageError::Io(e))) => e,
+            StoreError::Database(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => e,
+            _ => return false,
+        };
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::FileTooLarge
+                | std::io::ErrorKind::QuotaExceeded
+        )
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` only between a failed reopen and the next one. Every operation
+    /// holds the read lock for its whole transaction, so a reopen (write lock)
+    /// never closes the file under one.
+    db: RwLock<Option<Database>>,
+    health: Mutex<health::Health>,
     pending_capacity: usize,
 }
 
@@ -87,6 +132,16 @@ impl Store {
     /// Opens (or creates) the database, creating missing tables so that reads
     /// never fail on a fresh file.
     pub fn open(path: &Path, pending_capacity: usize) -> Result<Self> {
+        let db = Self::open_db(path)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(db)),
+            health: Mutex::new(health::Health::default()),
+            pending_capacity,
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(ANNOUNCEMENTS)?;
@@ -96,34 +151,103 @@ impl Store {
         txn.open_table(PENDING_ORDER)?;
         txn.open_table(PEERS)?;
         txn.commit()?;
-        Ok(Store {
-            db,
-            pending_capacity,
+        Ok(db)
+    }
+
+    pub fn health(&self) -> StoreHealth {
+        self.health.lock().expect("store health lock").snapshot()
+    }
+
+    /// Runs one operation on the database and records how it went. After a
+    /// failure the database is reopened at once, so reads go on; writes are
+    /// refused until the retry time, then tried again.
+    fn run<T>(&self, writes: bool, op: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let path = self.path.display().to_string();
+        if writes && let Err(r) = self.health.lock().expect("store health lock").may_write() {
+            return Err(StoreError::Degraded {
+                last_error: r.last_error,
+                out_of_space: r.out_of_space,
+                retry_in: r.retry_in,
+            });
+        }
+        let result = {
+            let slot = self.db.read().expect("store lock");
+            match slot.as_ref() {
+                Some(db) => op(db),
+                None => Err(StoreError::Unavailable(
+                    self.health().last_error.unwrap_or_default(),
+                )),
+            }
+        };
+        match &result {
+            Err(e) if e.is_fault() => {
+                if !matches!(e, StoreError::Unavailable(_)) {
+                    self.health.lock().expect("store health lock").failed(
+                        &path,
+                        &e.to_string(),
+                        e.is_out_of_space(),
+                    );
+                }
+                self.reopen(&path);
+            }
+            Ok(_) if writes => self.health.lock().expect("store health lock").wrote(&path),
+            _ => {}
+        }
+        result
+    }
+
+    /// Closes and opens the database again: redb refuses everything after an
+    /// I/O error until then.
+    fn reopen(&self, path: &str) {
+        let mut slot = self.db.write().expect("store lock");
+        // The old handle must be closed before the file can be opened again.
+        slot.take();
+        match Self::open_db(&self.path) {
+            Ok(db) => *slot = Some(db),
+            Err(e) => tracing::debug!("reopening store {path}: {e}"),
+        }
+    }
+
+    fn read<T>(&self, op: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+        self.run(false, |db| op(&db.begin_read()?))
+    }
+
+    fn write<T>(&self, op: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+        self.run(true, |db| {
+            let txn = db.begin_write()?;
+            let out = op(&txn)?;
+            txn.commit()?;
+            Ok(out)
         })
+    }
+
+    /// Whether the last operations failed (until a write succeeds again).
+    pub fn is_degraded(&self) -> bool {
+        self.health.lock().expect("store health lock").is_degraded()
     }
 
     /// The whole whitelist, in order.
     pub fn announcements(&self) -> Result<Vec<Hash160>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(ANNOUNCEMENTS)?;
-        let mut out = Vec::with_capacity(t.len()? as usize);
-        for (expected, row) in t.iter()?.enumerate() {
-            let (k, v) = row?;
-            if k.value() != expected as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "announcement index {} where {expected} was expected",
-                    k.value()
-                )));
+        self.read(|txn| {
+            let t = txn.open_table(ANNOUNCEMENTS)?;
+            let mut out = Vec::with_capacity(t.len()? as usize);
+            for (expected, row) in t.iter()?.enumerate() {
+                let (k, v) = row?;
+                if k.value() != expected as u64 {
+                    return Err(StoreError::Corrupt(format!(
+                        "announcement index {} where {expected} was expected",
+                        k.value()
+                    )));
+                }
+                out.push(hash_from(v.value())?);
             }
-            out.push(hash_from(v.value())?);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Writes whitelist entries `from..`, first dropping any at or past `from`.
     pub fn set_announcements(&self, from: u64, hashes: &[Hash160]) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
+        self.write(|txn| {
             let mut ann = txn.open_table(ANNOUNCEMENTS)?;
             let mut idx = txn.open_multimap_table(HASH_INDICES)?;
             let stale: Vec<(u64, Vec<u8>)> = ann
@@ -139,9 +263,8 @@ impl Store {
                 ann.insert(i, h.0.as_slice())?;
                 idx.insert(h.0.as_slice(), i)?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Stores verified zone files in one commit. Fails whole if any file's
@@ -150,28 +273,28 @@ impl Store {
         for (h, b) in files {
             verify(h, b)?;
         }
-        let txn = self.db.begin_write()?;
-        {
+        self.write(|txn| {
             let mut t = txn.open_table(ZONEFILES)?;
             for (h, b) in files {
                 t.insert(h.0.as_slice(), b.as_ref())?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn get_zonefile(&self, hash: &Hash160) -> Result<Option<Bytes>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(ZONEFILES)?;
-        Ok(t.get(hash.0.as_slice())?
-            .map(|v| Bytes::copy_from_slice(v.value())))
+        self.read(|txn| {
+            let t = txn.open_table(ZONEFILES)?;
+            Ok(t.get(hash.0.as_slice())?
+                .map(|v| Bytes::copy_from_slice(v.value())))
+        })
     }
 
     pub fn has_zonefile(&self, hash: &Hash160) -> Result<bool> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(ZONEFILES)?;
-        Ok(t.get(hash.0.as_slice())?.is_some())
+        self.read(|txn| {
+            let t = txn.open_table(ZONEFILES)?;
+            Ok(t.get(hash.0.as_slice())?.is_some())
+        })
     }
 
     /// Reads files for a peer, stopping before `budget` bytes: the caller
@@ -181,77 +304,86 @@ impl Store {
         hashes: &[Hash160],
         budget: usize,
     ) -> Result<(Vec<Bytes>, Vec<Hash160>)> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(ZONEFILES)?;
-        let mut found = Vec::new();
-        let mut missing = Vec::new();
-        let mut used = 0usize;
-        for h in hashes {
-            match t.get(h.0.as_slice())? {
-                Some(v) => {
-                    let b = v.value();
-                    if used + b.len() > budget && !found.is_empty() {
-                        continue;
+        self.read(|txn| {
+            let t = txn.open_table(ZONEFILES)?;
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            let mut used = 0usize;
+            for h in hashes {
+                match t.get(h.0.as_slice())? {
+                    Some(v) => {
+                        let b = v.value();
+                        if used + b.len() > budget && !found.is_empty() {
+                            continue;
+                        }
+                        used += b.len();
+                        found.push(Bytes::copy_from_slice(b));
                     }
-                    used += b.len();
-                    found.push(Bytes::copy_from_slice(b));
+                    None => missing.push(*h),
                 }
-                None => missing.push(*h),
             }
-        }
-        Ok((found, missing))
+            Ok((found, missing))
+        })
     }
 
     pub fn held_hashes(&self) -> Result<Vec<Hash160>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(ZONEFILES)?;
-        t.iter()?
-            .map(|r| {
-                let (k, _) = r?;
-                hash_from(k.value())
-            })
-            .collect()
+        self.read(|txn| {
+            let t = txn.open_table(ZONEFILES)?;
+            t.iter()?
+                .map(|r| {
+                    let (k, _) = r?;
+                    hash_from(k.value())
+                })
+                .collect()
+        })
     }
 
     pub fn zonefile_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(ZONEFILES)?.len()?)
+        self.read(|txn| Ok(txn.open_table(ZONEFILES)?.len()?))
     }
 
     /// Keeps an upload whose hash is not announced yet, evicting the oldest
     /// when the inbox is full.
     pub fn stash_pending(&self, hash: &Hash160, bytes: &[u8]) -> Result<Stashed> {
         verify(hash, bytes)?;
-        let txn = self.db.begin_write()?;
-        let outcome;
-        {
+        self.write(|txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut order = txn.open_table(PENDING_ORDER)?;
             if pending.get(hash.0.as_slice())?.is_some() {
-                outcome = Stashed::AlreadyThere;
-            } else {
-                let seq = order.last()?.map_or(0, |(k, _)| k.value() + 1);
-                pending.insert(hash.0.as_slice(), (seq, bytes))?;
-                order.insert(seq, hash.0.as_slice())?;
-                while pending.len()? > self.pending_capacity as u64 {
-                    let Some((_, oldest)) = order.pop_first()? else {
-                        break;
-                    };
-                    let oldest = oldest.value().to_vec();
-                    pending.remove(oldest.as_slice())?;
-                }
-                outcome = Stashed::Added;
+                return Ok(Stashed::AlreadyThere);
             }
-        }
-        txn.commit()?;
-        Ok(outcome)
+            let seq = order.last()?.map_or(0, |(k, _)| k.value() + 1);
+            pending.insert(hash.0.as_slice(), (seq, bytes))?;
+            order.insert(seq, hash.0.as_slice())?;
+            while pending.len()? > self.pending_capacity as u64 {
+                let Some((_, oldest)) = order.pop_first()? else {
+                    break;
+                };
+                let oldest = oldest.value().to_vec();
+                pending.remove(oldest.as_slice())?;
+            }
+            Ok(Stashed::Added)
+        })
     }
 
     /// Removes and returns the pending uploads among `hashes`.
     pub fn take_pending(&self, hashes: &[Hash160]) -> Result<Vec<(Hash160, Bytes)>> {
-        let txn = self.db.begin_write()?;
-        let mut out = Vec::new();
-        {
+        // Most announcements have no pending upload: look before writing, so
+        // that they cost a read, not a durable commit.
+        let any = self.read(|txn| {
+            let pending = txn.open_table(PENDING)?;
+            for h in hashes {
+                if pending.get(h.0.as_slice())?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        self.write(|txn| {
+            let mut out = Vec::new();
             let mut pending = txn.open_table(PENDING)?;
             let mut order = txn.open_table(PENDING_ORDER)?;
             for h in hashes {
@@ -264,23 +396,16 @@ impl Store {
                     out.push((*h, b));
                 }
             }
-        }
-        if out.is_empty() {
-            txn.abort()?;
-        } else {
-            txn.commit()?;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     pub fn pending_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(PENDING)?.len()?)
+        self.read(|txn| Ok(txn.open_table(PENDING)?.len()?))
     }
 
     pub fn save_peers(&self, peers: &[(PeerId, Vec<Multiaddr>)]) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
+        self.write(|txn| {
             let mut t = txn.open_table(PEERS)?;
             t.retain(|_, _| false)?;
             for (p, addrs) in peers {
@@ -291,25 +416,25 @@ impl Store {
                     .join("\n");
                 t.insert(p.to_bytes().as_slice(), joined.as_str())?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Remembered peers; unreadable rows are skipped (they are only hints).
     pub fn load_peers(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(PEERS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let Ok(peer) = PeerId::from_bytes(k.value()) else {
-                continue;
-            };
-            let addrs = v.value().lines().filter_map(|l| l.parse().ok()).collect();
-            out.push((peer, addrs));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let t = txn.open_table(PEERS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let Ok(peer) = PeerId::from_bytes(k.value()) else {
+                    continue;
+                };
+                let addrs = v.value().lines().filter_map(|l| l.parse().ok()).collect();
+                out.push((peer, addrs));
+            }
+            Ok(out)
+        })
     }
 }
 
