@@ -7,8 +7,7 @@ use clap::{Parser, Subcommand};
 
 use atlas::api::{self, ApiState, client};
 use atlas::atlas::CoreConfig;
-use atlas::chain::follower::Follower;
-use atlas::chain::source::ChainSource;
+use atlas::chain::connect::{ChainConnector, FollowerParams};
 use atlas::config::{Config, Role};
 use atlas::devnet::{Devnet, DevnetConfig};
 use atlas::net;
@@ -258,11 +257,12 @@ async fn reindex(config: Option<PathBuf>) -> anyhow::Result<()> {
     let path = v.node.data_dir.join("atlas.redb");
     let store = atlas::store::Store::open(&path, v.node.pending_capacity)
         .with_context(|| format!("opening {} (is the node still running?)", path.display()))?;
-    let source = chain_source(chain).await?;
+    let connector = chain_connector(chain);
     let attempts = 3 * chain.electrum.len();
-    let (count, height) = tokio::task::spawn_blocking(move || source.reindex(&store, attempts))
-        .await?
-        .map_err(|e| anyhow::anyhow!("reindex failed: {e}"))?;
+    let (count, height) =
+        tokio::task::spawn_blocking(move || connector.connect(3)?.reindex(&store, attempts))
+            .await?
+            .map_err(|e| anyhow::anyhow!("reindex failed: {e}"))?;
     println!("reindexed: {count} announcements, confirmed to block {height}");
     Ok(())
 }
@@ -287,7 +287,7 @@ fn load_config(
 async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result<()> {
     let v = load_config(config, role)?;
     let whitelist: Box<dyn WhitelistSource> = match (&v.chain, &v.whitelist_file) {
-        (Some(chain), _) => Box::new(chain_source(chain).await?),
+        (Some(chain), _) => Box::new(chain_connector(chain)),
         (None, Some(path)) => {
             let source = FileWhitelist {
                 path: path.clone(),
@@ -322,55 +322,29 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
     Ok(())
 }
 
-/// Builds the chain follower: the header before `start_height` is taken from
-/// the servers (all that answer must agree) as the trusted starting point.
-async fn chain_source(c: &atlas::config::ValidatedChain) -> anyhow::Result<ChainSource> {
+/// The chain source of a config: Electrum servers, not contacted yet (the
+/// follower anchors itself on the header before `start_height` once one answers).
+fn chain_connector(c: &atlas::config::ValidatedChain) -> ChainConnector {
     use atlas::chain::backend::ChainBackend;
     use atlas::chain::electrum::ElectrumBackend;
-    let c = c.clone();
-    tokio::task::spawn_blocking(move || {
-        let timeout = std::time::Duration::from_secs(20);
-        let mut backends: Vec<Box<dyn ChainBackend>> = Vec::new();
-        let mut checkpoint: Option<bitcoin::block::Header> = None;
-        for url in &c.electrum {
-            let mut b = ElectrumBackend::new(url, timeout);
-            match b.headers(c.start_height - 1, 1) {
-                Ok(h) if !h.is_empty() => {
-                    if let Some(cp) = checkpoint
-                        && cp.block_hash() != h[0].block_hash()
-                    {
-                        bail!(
-                            "Electrum servers disagree on block {}: check chain.electrum and chain.network",
-                            c.start_height - 1
-                        );
-                    }
-                    checkpoint = Some(h[0]);
-                }
-                Ok(_) => tracing::warn!("{url} has no block {}", c.start_height - 1),
-                Err(e) => tracing::warn!("{e}"),
-            }
-            backends.push(Box::new(b));
-        }
-        let checkpoint = checkpoint.with_context(|| {
-            format!("no Electrum server in chain.electrum answered for block {}", c.start_height - 1)
-        })?;
-        Ok(ChainSource {
-            backends,
-            follower: Follower::with_rules(
-                c.network,
-                c.rules.clone(),
-                Vec::new(),
-                checkpoint,
-                c.start_height,
-                c.confirmations,
-                c.watch.clone(),
-            ),
+    let timeout = std::time::Duration::from_secs(20);
+    let backends: Vec<Box<dyn ChainBackend>> = c
+        .electrum
+        .iter()
+        .map(|url| Box::new(ElectrumBackend::new(url, timeout)) as Box<dyn ChainBackend>)
+        .collect();
+    ChainConnector::new(
+        backends,
+        FollowerParams {
             network: c.network,
+            rules: c.rules.clone(),
+            genesis: Vec::new(),
+            start_height: c.start_height,
+            confirmations: c.confirmations,
+            watch: c.watch.clone(),
             poll: c.poll,
-            wake: Default::default(),
-        })
-    })
-    .await?
+        },
+    )
 }
 
 async fn run_devnet(

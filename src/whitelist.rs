@@ -15,6 +15,12 @@ use crate::zonefile::Hash160;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ChainStatus {
+    /// "following", or "unavailable" while no chain server answers (the node
+    /// keeps serving and replicating what it already knows meanwhile).
+    pub state: String,
+    /// Why the last round against the chain servers failed, while unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     pub network: String,
     pub backend: String,
     pub height: u64,
@@ -115,6 +121,8 @@ impl MemoryWhitelist {
 
 fn status(backend: &str, len: u64) -> ChainStatus {
     ChainStatus {
+        state: "following".into(),
+        last_error: None,
         network: "devnet".into(),
         backend: backend.into(),
         height: len,

@@ -306,3 +306,114 @@ async fn atlas_node_binary_follows_electrumx_from_its_config() {
     assert_eq!(store.announcements().unwrap(), hashes);
     tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
 }
+
+/// Issue 10 finding 9: a node whose only Electrum server is down at start
+/// starts anyway, serves, says the chain is unavailable, and follows the
+/// chain once the server comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_electrum_server_is_down_at_start_starts_and_catches_up() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (api_port, electrum_port) = (free(), free());
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[chain]\nelectrum = [\"tcp://127.0.0.1:{electrum_port}\"]\nnetwork = \"regtest\"\nconfirmations = 3\npoll_secs = 1\n",
+            dir.path().join("node").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["node", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.contains("node started");
+        log.push(line);
+        if started {
+            break;
+        }
+    }
+    if let Some(code) = child.try_wait().unwrap() {
+        panic!("atlas node exited ({code}) with its Electrum server down: {log:#?}");
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let api = format!("http://127.0.0.1:{api_port}");
+    let status = |api: String| async move {
+        let r = atlas::api::client::get(&format!("{api}/v1/status"))
+            .await
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+    };
+    // The node is an external process: its status endpoint is what we can watch.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(api.clone()).await;
+        if s["chain"]["state"] == "unavailable" {
+            let err = s["chain"]["last_error"].as_str().unwrap();
+            assert!(
+                err.contains("no server in chain.electrum answered"),
+                "{err}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no unavailable chain in {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = atlas::api::client::get(&format!("{api}/v1/zonefiles/{}", Hash160([7; 20])))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "the API serves meanwhile");
+
+    // The server comes up, with three announcements on its chain.
+    let mut chain = RegtestChain::new();
+    chain.setup_import_namespace("id");
+    let hashes: Vec<Hash160> = (0..3)
+        .map(|i| Hash160::of(format!("$ORIGIN late{i}.id\n").as_bytes()))
+        .collect();
+    let txs = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| chain.name_import(&format!("late{i}.id"), *h))
+        .collect();
+    chain.mine(txs);
+    chain.mine_empty(3);
+    let chain = Arc::new(Mutex::new(chain));
+    let (addr, _rpc) = rpc::serve("127.0.0.1:0".parse().unwrap(), chain, "atlas", "atlas")
+        .await
+        .unwrap();
+    let db = dir.path().join("electrumx");
+    let daemon_url = format!("http://atlas:atlas@{addr}/");
+    let ex =
+        tokio::task::spawn_blocking(move || ElectrumX::start_on(&daemon_url, &db, electrum_port))
+            .await
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = status(api.clone()).await;
+        if s["announced"] == 3 && s["chain"]["state"] == "following" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
+}

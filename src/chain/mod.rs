@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bns;
 pub mod bnsgen;
 pub mod builder;
+pub mod connect;
 pub mod electrum;
 pub mod follower;
 #[cfg(test)]

@@ -30,7 +30,7 @@ impl Wake {
         self.cv.notify_all();
     }
 
-    fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+    pub(super) fn wait(&self, seen: u64, timeout: Duration) -> u64 {
         let g = self.generation.lock().expect("wake lock");
         let (g, _) = self
             .cv
@@ -75,6 +75,8 @@ impl ChainSource {
         let backend = &mut self.backends[*current];
         match self.follower.poll(backend.as_mut()) {
             Ok(s) => Ok(ChainStatus {
+                state: "following".into(),
+                last_error: None,
                 network: self.network.to_string(),
                 backend: backend.name(),
                 height: s.tip,
@@ -169,18 +171,30 @@ impl ChainSource {
         Err(last_error)
     }
 
-    fn run(mut self, store: Arc<Store>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+    pub(super) fn run(
+        mut self,
+        store: Arc<Store>,
+        known: Vec<Hash160>,
+        tx: mpsc::Sender<WhitelistUpdate>,
+    ) {
         self.resume(&store);
         let mut unsaved = None;
         let mut sent = known;
         let mut current = 0;
         let mut generation = 0;
+        let mut last_good = ChainStatus::default();
+        let mut unavailable = false;
         loop {
             if tx.is_closed() {
                 return;
             }
             match self.round(&mut current) {
                 Ok(status) => {
+                    if unavailable {
+                        tracing::info!("chain servers answer again");
+                        unavailable = false;
+                    }
+                    last_good = status.clone();
                     // Progress is saved before the node hears of it: after a
                     // crash in between, the diff against the node's whitelist
                     // sends it again.
@@ -213,7 +227,27 @@ impl ChainSource {
                         }
                     }
                 }
-                Err(e) => tracing::warn!("chain follower: {e}"),
+                Err(e) => {
+                    // Logged once per outage; the status carries the latest reason.
+                    if !unavailable {
+                        tracing::warn!(
+                            "chain servers unavailable ({e}); serving what is known, retrying every {:?}",
+                            self.poll
+                        );
+                        unavailable = true;
+                    } else {
+                        tracing::debug!("chain follower: {e}");
+                    }
+                    let status = ChainStatus {
+                        state: "unavailable".into(),
+                        last_error: Some(e),
+                        network: self.network.to_string(),
+                        ..last_good.clone()
+                    };
+                    if tx.blocking_send(WhitelistUpdate::Chain(status)).is_err() {
+                        return;
+                    }
+                }
             }
             generation = self.wake.wait(generation, self.poll);
         }

@@ -69,12 +69,17 @@ impl ElectrumX {
     /// Starts ElectrumX on `daemon_url` (with `user:pass@`) and waits until
     /// its TCP port accepts connections, which it does only after syncing.
     pub fn start(daemon_url: &str, db_dir: &Path) -> ElectrumX {
-        let python = provision();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(daemon_url, db_dir, port)
+    }
+
+    /// As `start`, on a given port.
+    pub fn start_on(daemon_url: &str, db_dir: &Path, port: u16) -> ElectrumX {
+        let python = provision();
         std::fs::create_dir_all(db_dir).unwrap();
         let log = db_dir.join("electrumx.log");
         let log_file = std::fs::File::create(&log).unwrap();
