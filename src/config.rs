@@ -25,6 +25,36 @@ pub enum ConfigError {
     Invalid { field: String, message: String },
 }
 
+/// `api.listen` as an address to bind: an IP with a port, or a host name
+/// (`localhost:7600`) that resolves to one.
+fn api_listen_addr(text: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = |why: String| invalid("api.listen", why);
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(bad(format!(
+            "`{text}` has no port; write host:port, e.g. 127.0.0.1:7600"
+        )));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(bad(format!(
+            "`{port}` in `{text}` is not a port number (0-65535)"
+        )));
+    }
+    let mut addrs = text.to_socket_addrs().map_err(|e| {
+        bad(format!(
+            "`{host}` does not resolve ({e}); use an IP address"
+        ))
+    })?;
+    addrs.next().ok_or_else(|| {
+        bad(format!(
+            "`{host}` resolves to no address; use an IP address"
+        ))
+    })
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
@@ -360,15 +390,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        let api_listen = self.api.listen.parse().map_err(|_| {
-            invalid(
-                "api.listen",
-                format!(
-                    "`{}` is not host:port, e.g. 127.0.0.1:7600",
-                    self.api.listen
-                ),
-            )
-        })?;
+        let api_listen = api_listen_addr(&self.api.listen)?;
         if self.p2p.listen.is_empty() {
             return Err(invalid("p2p.listen", "needs at least one address"));
         }
@@ -481,7 +503,11 @@ mod tests {
             "a seed without /p2p/ is dialed by address"
         );
         let e = parse("[api]\nlisten = \"nope\"\n").unwrap_err();
-        assert!(e.contains("api.listen"), "{e}");
+        assert!(e.contains("api.listen") && e.contains("no port"), "{e}");
+        let e = parse("[api]\nlisten = \"localhost:http\"\n").unwrap_err();
+        assert!(e.contains("not a port number"), "{e}");
+        let v = parse("[api]\nlisten = \"localhost:17977\"\n").unwrap();
+        assert!(v.api_listen.ip().is_loopback() && v.api_listen.port() == 17977);
         let e = parse("[p2p]\nlisten = [\"tcp/1\"]\n").unwrap_err();
         assert!(e.contains("p2p.listen[0]"), "{e}");
         let e = parse("[p2p]\nneighbours = 3\n").unwrap_err();

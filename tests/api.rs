@@ -26,6 +26,15 @@ async fn zonefile_endpoints_follow_the_contract() {
         .await
         .unwrap();
     assert_eq!(r.status, 413, "over 40960 bytes");
+    // Far over: refused by the body limit before the handler, still in JSON.
+    let huge = vec![b'x'; 200_000];
+    let r = client::post(&format!("{api}/v1/zonefiles"), &huge)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413);
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("413 body is JSON ({e}): {}", r.text()));
+    assert!(v["error"].as_str().unwrap().contains("40960"), "{v}");
     let exactly = vec![b'y'; MAX_ZONEFILE_BYTES];
     let r = client::post(&format!("{api}/v1/zonefiles"), &exactly)
         .await

@@ -3,50 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use atlas::api::client;
 use atlas::net::{self, NodeConfig};
 use atlas::whitelist::FileWhitelist;
+use common::process::NodeProcess;
 use common::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `atlas node` and returns once its API answers (it logs "node started").
-fn start_node(config: &std::path::Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(["node", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("node started") {
-            break;
-        }
-        log.push(line);
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "atlas node exited at start: {log:#?}"
-    );
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
 
 async fn present(api: &str) -> Option<u64> {
     let r = client::get(&format!("{api}/v1/status")).await.ok()?;
@@ -113,12 +76,11 @@ async fn kill_9_during_sync_then_restart_finishes_consistently() {
     let mut last = 0;
     let mut mid_sync_kills = 0;
     for round in 0..3 {
-        let mut child = start_node(&config);
+        let child = NodeProcess::start(&config);
         // Kill as soon as this run has made progress of its own.
         let before = last;
         let seen = poll_until(&api, Duration::from_secs(60), |p| p > before).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL
         assert!(
             seen >= last,
             "round {round}: files held went backwards ({seen} < {last})"
@@ -132,7 +94,7 @@ async fn kill_9_during_sync_then_restart_finishes_consistently() {
         }
     }
     assert!(mid_sync_kills >= 1, "at least one kill must land mid-sync");
-    let mut child = start_node(&config);
+    let child = NodeProcess::start(&config);
     poll_until(&api, Duration::from_secs(120), |p| p == n as u64).await;
     for (h, b) in files.iter().step_by(331) {
         let r = client::get(&format!("{api}/v1/zonefiles/{h}"))
@@ -141,7 +103,6 @@ async fn kill_9_during_sync_then_restart_finishes_consistently() {
         assert_eq!(r.status, 200);
         assert_eq!(&r.body, b, "{h} intact after kill -9");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     seed.shutdown().await;
 }

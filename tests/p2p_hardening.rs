@@ -255,3 +255,53 @@ async fn a_taken_p2p_port_fails_at_start() {
     }
     first.shutdown().await;
 }
+
+/// Finding 10: a dead seed and an unresolvable one are each named once in
+/// the log, with the reason, however often they are retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_and_unresolvable_seeds_are_logged_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = libp2p::PeerId::random();
+    let dead_seed = format!("/ip4/127.0.0.1/tcp/{}/p2p/{dead}", free_tcp_port());
+    let nowhere = "/dns4/nowhere.invalid/tcp/6264";
+    let api_port = free_port();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nseeds = [\"{dead_seed}\", \"{nowhere}\"]\n",
+            dir.path().join("node").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let node = common::process::NodeProcess::start(&config);
+    let api = format!("http://127.0.0.1:{api_port}/v1/status");
+    // An external process: its log and status are what we can watch.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = atlas::api::client::get(&api).await.unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let warned = |what: &str| !node.log_lines(what).is_empty();
+        // Four failed requests to the dead seed: it was retried after the warning.
+        if warned(&dead.to_string())
+            && warned("nowhere.invalid")
+            && s["request_failures"].as_u64() >= Some(4)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seeds not both logged and retried: {s}\n{:#?}",
+            node.log_lines("")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for seed in [dead.to_string(), "nowhere.invalid".to_string()] {
+        let lines = node.log_lines("seed ");
+        let about: Vec<_> = lines.iter().filter(|l| l.contains(&seed)).collect();
+        assert_eq!(about.len(), 1, "{seed}: {about:#?}");
+        assert!(about[0].contains("unreachable"), "{}", about[0]);
+    }
+    assert!(node.log_lines("banned").is_empty());
+    node.kill();
+}

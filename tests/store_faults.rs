@@ -5,101 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atlas::api::client;
+use common::process::NodeProcess;
 use common::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct NodeProcess {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl NodeProcess {
-    /// Starts `atlas node` with SIGXFSZ ignored (inherited through exec), so
-    /// writes past the file-size limit fail with EFBIG instead of killing it.
-    fn start(config: &std::path::Path) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atlas"));
-        cmd.args(["node", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let started = line.contains("node started");
-            log.lock().unwrap().push(line);
-            if started {
-                break;
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "atlas node exited at start: {:#?}",
-            log.lock().unwrap()
-        );
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        NodeProcess { child, log }
-    }
-
-    /// Sets the largest file the process may write (None: unlimited).
-    fn limit_file_size(&self, bytes: Option<u64>) {
-        let limit = bytes.unwrap_or(libc::RLIM_INFINITY);
-        let rl = libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        // SAFETY: plain syscall on our own child's pid with a valid struct.
-        let rc = unsafe {
-            libc::prlimit(
-                self.child.id() as libc::pid_t,
-                libc::RLIMIT_FSIZE,
-                &rl,
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-    }
-
-    fn log_lines(&self, pat: &str) -> Vec<String> {
-        let log = self.log.lock().unwrap();
-        log.iter().filter(|l| l.contains(pat)).cloned().collect()
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn status(api: &str) -> serde_json::Value {
     let r = client::get(&format!("{api}/v1/status")).await.unwrap();
@@ -139,7 +49,7 @@ async fn a_full_disk_is_answered_reported_and_recovered_from() {
         ),
     )
     .unwrap();
-    let node = NodeProcess::start(&config);
+    let node = NodeProcess::start_ignoring_sigxfsz(&config);
     poll_status(&api, "whitelist read", |s| s["announced"] == 3000).await;
 
     // The redb file may not grow any more: the disk is "full".

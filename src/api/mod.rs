@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -84,7 +85,18 @@ async fn get_zonefile(State(s): State<ApiState>, Path(hash): Path<String>) -> Re
     }
 }
 
-async fn post_zonefile(State(s): State<ApiState>, body: Bytes) -> Response {
+async fn post_zonefile(State(s): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        // Past the body limit axum stops reading; answer in JSON like the rest.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("zone file is over the {MAX_ZONEFILE_BYTES}-byte limit"),
+            );
+        }
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
     if body.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,

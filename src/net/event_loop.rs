@@ -10,14 +10,15 @@ use futures::StreamExt;
 use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{PeerId, Swarm, identify};
+use libp2p::{Swarm, identify};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
 
+mod upkeep;
+
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::InboundRequest;
-use super::node::{Command, NodeConfig, NodeStatus, PeerInfo, PutError, PutOutcome};
+use super::node::{Command, NodeConfig, NodeStatus, PutError, PutOutcome};
 use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
 use crate::atlas::{
     Action, Core, Event, Failure, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
@@ -47,6 +48,8 @@ pub(super) struct EventLoop {
     penalties: u64,
     has_external: bool,
     bare_seeds: Vec<libp2p::Multiaddr>,
+    /// Seeds whose last dial failed, logged once until they answer.
+    seeds_down: std::collections::HashSet<String>,
     progress: Progress,
 }
 
@@ -83,6 +86,7 @@ impl EventLoop {
             penalties: 0,
             has_external: !cfg.external.is_empty(),
             bare_seeds: cfg.bare_seeds.clone(),
+            seeds_down: Default::default(),
             progress: Progress {
                 last_at: TokioInstant::now(),
                 last_present: present,
@@ -182,6 +186,7 @@ impl EventLoop {
                     }
                     a
                 });
+                self.seed_reached(peer_id, dialed_addr.as_ref());
                 if let Some(a) = &dialed_addr
                     && self.bare_seeds.contains(a)
                 {
@@ -199,6 +204,9 @@ impl EventLoop {
                 num_established: 0,
                 ..
             } => self.feed(Event::PeerDisconnected { peer: peer_id }),
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                self.on_dial_error(peer_id, &error)
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!("listening on {address}");
                 if !self.has_external {
@@ -474,142 +482,6 @@ impl EventLoop {
                 .behaviour_mut()
                 .protocol(protocol)
                 .send_response(channel, response);
-        }
-    }
-
-    fn dial_known(&mut self, peer: PeerId) {
-        let addrs = self.core.peer_table().addrs(&peer);
-        if addrs.is_empty() {
-            return;
-        }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .build();
-        let _ = self.swarm.dial(opts);
-    }
-
-    fn peer_infos(&self) -> Vec<PeerInfo> {
-        let now = self.now();
-        let neighbors: HashMap<PeerId, (bool, Option<u64>)> = self
-            .core
-            .neighbor_list()
-            .into_iter()
-            .map(|(p, out, inv)| (p, (out, inv)))
-            .collect();
-        let mut v: Vec<PeerInfo> = self
-            .core
-            .peer_table()
-            .iter()
-            .map(|(p, e)| {
-                let n = neighbors.get(p);
-                PeerInfo {
-                    peer_id: p.to_string(),
-                    addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
-                    neighbor: n.map(|(out, _)| if *out { "outbound" } else { "inbound" }),
-                    inventory: n.and_then(|(_, inv)| *inv),
-                    connected: self.swarm.is_connected(p),
-                    health: e.health(),
-                    banned: e.is_banned(now),
-                }
-            })
-            .collect();
-        v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
-        v
-    }
-
-    fn publish(&mut self) {
-        let s = self.core.status();
-        let m = &self.metrics;
-        m.peers_known.set(s.peers_known as i64);
-        m.neighbors.set(s.neighbors as i64);
-        m.connected.set(s.connected as i64);
-        m.announced.set(s.announced as i64);
-        m.present.set(s.present as i64);
-        m.missing.set(s.missing as i64);
-        m.pending.set(self.pending_count as i64);
-        m.chain_confirmed_height
-            .set(self.chain.confirmed_height as i64);
-        m.chain_halted.set(i64::from(self.chain.halted.is_some()));
-        m.set_store(&self.store.health());
-        m.absorb(&self.core.stats);
-        let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
-        let next = NodeStatus {
-            peer_id: self.core.local_peer().to_string(),
-            listen_addrs,
-            neighbors: s.neighbors,
-            outbound_neighbors: s.outbound_neighbors,
-            connected: s.connected,
-            peers_known: s.peers_known,
-            announced: s.announced,
-            present: s.present,
-            missing: s.missing,
-            pending: self.pending_count,
-            penalties: self.penalties,
-            request_failures: self.core.stats.request_failures.iter().sum(),
-            chain: self.chain.clone(),
-            store: self.store.health(),
-        };
-        self.status.send_if_modified(|cur| {
-            if *cur == next {
-                false
-            } else {
-                *cur = next;
-                true
-            }
-        });
-    }
-
-    /// Every 10 s: a progress line while catching up, peers to disk, and a
-    /// redial of seeds if we are alone.
-    fn periodic(&mut self) {
-        let s = self.core.status();
-        let now = TokioInstant::now();
-        let elapsed = now.duration_since(self.progress.last_at).as_secs_f64();
-        let gained = s.present.saturating_sub(self.progress.last_present);
-        if s.present < s.announced && elapsed > 0.0 {
-            let rate = gained as f64 / elapsed;
-            let left = s.announced - s.present;
-            let eta = if rate > 0.0 {
-                format!("{:.0}s", left as f64 / rate)
-            } else {
-                "unknown".to_string()
-            };
-            tracing::info!(
-                "catching up: {}/{} zone files ({:.1}%), {:.1} files/s, ETA {eta}, {} neighbours",
-                s.present,
-                s.announced,
-                100.0 * s.present as f64 / s.announced.max(1) as f64,
-                rate,
-                s.neighbors
-            );
-        }
-        self.progress.last_at = now;
-        self.progress.last_present = s.present;
-        let snapshot = self.core.peer_snapshot(self.now());
-        if let Err(e) = self.store.save_peers(&snapshot) {
-            tracing::warn!("saving peers: {e}");
-        }
-        if s.connected == 0 {
-            let pinned: Vec<PeerId> = self
-                .core
-                .peer_table()
-                .iter()
-                .filter(|(_, e)| e.pinned)
-                .map(|(p, _)| *p)
-                .collect();
-            for p in pinned {
-                self.dial_known(p);
-            }
-            self.dial_bare_seeds();
-        }
-    }
-
-    fn dial_bare_seeds(&mut self) {
-        for addr in self.bare_seeds.clone() {
-            if let Err(e) = self.swarm.dial(addr.clone()) {
-                tracing::debug!("dialing seed {addr}: {e}");
-            }
         }
     }
 }

@@ -224,9 +224,18 @@ pub fn load_identity(data_dir: &Path) -> Result<identity::Keypair, NodeError> {
         message,
     };
     match std::fs::read(&path) {
-        Ok(bytes) => identity::Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+        Ok(bytes) if bytes.is_empty() => Err(err(
+            "is empty (cut short by a crash or a full disk?); move it away and the node makes a \
+             new identity (its peer id changes), or restore it from a backup"
+                .into(),
+        )),
+        // libp2p's own message names whichever key type it guessed (e.g. "cargo
+        // feature 'rsa' is not enabled"), which says nothing to an operator.
+        Ok(bytes) => identity::Keypair::from_protobuf_encoding(&bytes).map_err(|_| {
             err(format!(
-                "unreadable ({e}); move it away to get a new identity"
+                "is not an ed25519 key in libp2p's encoding ({} bytes); move it away and the node \
+                 makes a new identity (its peer id changes), or restore it from a backup",
+                bytes.len()
             ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -351,4 +360,34 @@ pub async fn spawn(
     let event_loop = EventLoop::new(swarm, core, store, metrics, p2p_metrics, status_tx, &cfg);
     let task = tokio::spawn(event_loop.run(cmd_rx, wl_rx));
     Ok(Node { handle, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_identity_key_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        for (bytes, says) in [
+            (&b""[..], "is empty"),
+            (&b"\x08\x00\x12\x03abc"[..], "not an ed25519 key"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = load_identity(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("identity.key") && e.contains(says) && e.contains("move it away"),
+                "{e}"
+            );
+            assert!(!e.contains("cargo feature"), "{e}");
+        }
+        std::fs::remove_file(&path).unwrap();
+        let key = load_identity(dir.path()).unwrap();
+        assert_eq!(
+            load_identity(dir.path()).unwrap().public(),
+            key.public(),
+            "a new key is made once and kept"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod bns;
 pub mod oracle;
+pub mod process;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,6 +59,14 @@ pub fn zonefiles(n: usize) -> Vec<(Hash160, Vec<u8>)> {
         i += 1;
     }
     out
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A core config tuned for tests: short timeouts so failures show quickly.
