@@ -136,6 +136,12 @@ pub struct ValidatedChain {
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: String,
+    /// Connections open at once; more are closed on accept.
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this (idle ones too).
+    pub header_timeout_secs: u64,
+    /// A request, body included, must complete within this (else 408).
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -187,6 +193,9 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: "127.0.0.1:7600".into(),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -219,6 +228,7 @@ impl Default for StoreConfig {
 #[derive(Clone, Debug)]
 pub struct Validated {
     pub api_listen: SocketAddr,
+    pub api_limits: crate::api::ApiLimits,
     pub whitelist_file: Option<PathBuf>,
     pub chain: Option<ValidatedChain>,
     pub node: NodeConfig,
@@ -391,6 +401,20 @@ impl Config {
             return Err(invalid("data_dir", "must not be empty"));
         }
         let api_listen = api_listen_addr(&self.api.listen)?;
+        if self.api.max_connections == 0 {
+            return Err(invalid("api.max_connections", "must be at least 1"));
+        }
+        if self.api.header_timeout_secs == 0 || self.api.request_timeout_secs == 0 {
+            return Err(invalid(
+                "api.header_timeout_secs",
+                "api.header_timeout_secs and api.request_timeout_secs must be at least 1",
+            ));
+        }
+        let api_limits = crate::api::ApiLimits {
+            max_connections: self.api.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.api.header_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.api.request_timeout_secs),
+        };
         if self.p2p.listen.is_empty() {
             return Err(invalid("p2p.listen", "needs at least one address"));
         }
@@ -446,6 +470,7 @@ impl Config {
         }
         Ok(Validated {
             api_listen,
+            api_limits,
             whitelist_file: self.whitelist.file.clone(),
             chain,
             node: NodeConfig {

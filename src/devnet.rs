@@ -226,14 +226,13 @@ impl Devnet {
             node: node.handle.clone(),
             devnet: Some(Arc::new(self.whitelist.clone())),
         };
-        let (api_addr, api_task) =
-            api::serve(api_addr, state)
-                .await
-                .map_err(|source| DevnetError::Api {
-                    index,
-                    addr: api_addr,
-                    source,
-                })?;
+        let (api_addr, api_task) = api::serve(api_addr, state, api::ApiLimits::default())
+            .await
+            .map_err(|source| DevnetError::Api {
+                index,
+                addr: api_addr,
+                source,
+            })?;
         Ok(DevnetNode {
             node,
             api_addr,

@@ -311,6 +311,7 @@ async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result
             node: node.handle.clone(),
             devnet: None,
         },
+        v.api_limits,
     )
     .await
     .with_context(|| format!("api.listen {api_listen}"))?;

@@ -2,6 +2,9 @@
 
 pub mod client;
 pub mod metrics;
+mod server;
+
+pub use server::ApiLimits;
 
 use std::net::SocketAddr;
 
@@ -49,15 +52,11 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(
     listen: SocketAddr,
     state: ApiState,
+    limits: ApiLimits,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("API server stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(server::run(listener, router(state), limits));
     Ok((addr, task))
 }
 

@@ -66,20 +66,28 @@ impl NodeProcess {
 
     /// Sets the largest file the process may write (None: unlimited).
     pub fn limit_file_size(&self, bytes: Option<u64>) {
-        let limit = bytes.unwrap_or(libc::RLIM_INFINITY);
+        self.set_limit(libc::RLIMIT_FSIZE, bytes);
+    }
+
+    /// Sets how many files the process may have open (soft limit).
+    pub fn limit_open_files(&self, n: u64) {
+        self.set_limit(libc::RLIMIT_NOFILE, Some(n));
+    }
+
+    fn set_limit(&self, resource: libc::__rlimit_resource_t, soft: Option<u64>) {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: plain syscalls on our own child's pid with valid structs.
+        let rc = unsafe { libc::prlimit(pid, resource, std::ptr::null(), &mut old) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
         let rl = libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: libc::RLIM_INFINITY,
+            rlim_cur: soft.unwrap_or(old.rlim_max),
+            rlim_max: old.rlim_max,
         };
-        // SAFETY: plain syscall on our own child's pid with a valid struct.
-        let rc = unsafe {
-            libc::prlimit(
-                self.child.id() as libc::pid_t,
-                libc::RLIMIT_FSIZE,
-                &rl,
-                std::ptr::null_mut(),
-            )
-        };
+        let rc = unsafe { libc::prlimit(pid, resource, &rl, std::ptr::null_mut()) };
         assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
     }
 
