@@ -53,7 +53,9 @@ pub struct Metrics {
     pub chain_halted: Gauge,
     pub store_healthy: Gauge,
     pub store_errors: Counter,
+    pub store_corrupt: Counter,
     last_store_errors: AtomicU64,
+    last_store_corrupt: AtomicU64,
     last_stats: std::sync::Mutex<Stats>,
 }
 
@@ -86,7 +88,9 @@ impl Metrics {
             chain_halted: Gauge::default(),
             store_healthy: Gauge::default(),
             store_errors: Counter::default(),
+            store_corrupt: Counter::default(),
             last_store_errors: AtomicU64::new(0),
+            last_store_corrupt: AtomicU64::new(0),
             last_stats: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("atlas");
@@ -210,6 +214,11 @@ impl Metrics {
             m.store_errors.clone(),
         );
         r.register(
+            "store_corrupt_zonefiles",
+            "Zone files found corrupt on disk (dropped and fetched again)",
+            m.store_corrupt.clone(),
+        );
+        r.register(
             "zonefiles_stored",
             "Zone files stored, by origin",
             m.stored.clone(),
@@ -233,6 +242,11 @@ impl Metrics {
             .swap(health.errors, std::sync::atomic::Ordering::Relaxed);
         self.store_errors
             .inc_by(health.errors.saturating_sub(before));
+        let before = self
+            .last_store_corrupt
+            .swap(health.corrupt_files, std::sync::atomic::Ordering::Relaxed);
+        self.store_corrupt
+            .inc_by(health.corrupt_files.saturating_sub(before));
     }
 
     /// Moves the core's cumulative counters into the Prometheus counters.

@@ -172,6 +172,11 @@ pub enum Event {
     StoreFailed {
         hash: Hash160,
     },
+    /// The store no longer holds the file (it was found corrupt on disk and
+    /// dropped): fetch it again.
+    ZonefileLost {
+        hash: Hash160,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -508,6 +513,7 @@ impl Core {
                 self.storing.remove(&hash);
                 self.fetch_failed(hash, now);
             }
+            Event::ZonefileLost { hash } => self.on_zonefile_lost(hash),
         }
         self.fill_pipelines(now);
     }

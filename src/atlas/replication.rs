@@ -443,6 +443,23 @@ impl Core {
         self.sched_dirty = true;
     }
 
+    pub(super) fn on_zonefile_lost(&mut self, hash: Hash160) {
+        let mut positions: Vec<u64> = self.whitelist.positions(&hash).collect();
+        positions.sort_unstable();
+        let (Some(&first), Some(&newest)) = (positions.first(), positions.last()) else {
+            return;
+        };
+        if !self.present.contains(first) {
+            return;
+        }
+        for i in &positions {
+            self.present.remove(*i);
+        }
+        let holders = self.holders_of(first, newest);
+        self.sched.add(first, newest, holders);
+        self.sched_dirty = true;
+    }
+
     pub(super) fn on_rollback(&mut self, to: u64) {
         if to >= self.whitelist.len() {
             return;

@@ -444,6 +444,7 @@ impl EventLoop {
                     }
                 };
                 self.respond(id, response);
+                self.drop_corrupt();
             }
             Action::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);

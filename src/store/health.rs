@@ -24,6 +24,8 @@ pub struct StoreHealth {
     pub last_error: Option<String>,
     /// Failed operations since start (writes refused while degraded not counted).
     pub errors: u64,
+    /// Zone files found corrupt on disk (and dropped to be fetched again) since start.
+    pub corrupt_files: u64,
 }
 
 #[derive(Debug)]
@@ -32,6 +34,7 @@ pub(super) struct Health {
     last_error: Option<String>,
     out_of_space: bool,
     errors: u64,
+    corrupt_files: u64,
     next_write: Instant,
     retry_wait: Duration,
 }
@@ -43,6 +46,7 @@ impl Default for Health {
             last_error: None,
             out_of_space: false,
             errors: 0,
+            corrupt_files: 0,
             next_write: Instant::now(),
             retry_wait: RETRY_FIRST,
         }
@@ -62,7 +66,12 @@ impl Health {
             state: if self.degraded { "degraded" } else { "ok" },
             last_error: self.last_error.clone(),
             errors: self.errors,
+            corrupt_files: self.corrupt_files,
         }
+    }
+
+    pub(super) fn found_corrupt(&mut self) {
+        self.corrupt_files += 1;
     }
 
     pub(super) fn is_degraded(&self) -> bool {

@@ -52,6 +52,17 @@ pub enum StoreError {
     TooLarge(usize),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "cannot open {path}: {reason}. If the file is damaged, stop the node, move it aside \
+         (mv {path} {path}.damaged) and start again: the whitelist is rebuilt from the chain \
+         (or `atlas reindex` first) or the whitelist file, and zone files are fetched again from peers"
+    )]
+    Damaged { path: String, reason: String },
+    #[error(
+        "cannot open {path}: it is in use by another process (another atlas node with the same \
+         data_dir?)"
+    )]
+    InUse { path: String },
     #[error("the database is closed after an error and could not be reopened yet: {0}")]
     Unavailable(String),
     #[error("the store is degraded ({last_error}); next write attempt in {retry_in:.1?}")]
@@ -100,6 +111,9 @@ pub struct Store {
     /// never closes the file under one.
     db: RwLock<Option<Database>>,
     health: Mutex<health::Health>,
+    /// Zone files whose bytes on disk no longer match their hash, waiting to
+    /// be dropped by `drop_corrupt` (reads only report them).
+    corrupt: Mutex<Vec<Hash160>>,
     pending_capacity: usize,
 }
 
@@ -124,6 +138,14 @@ fn verify(hash: &Hash160, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 fn hash_from(bytes: &[u8]) -> Result<Hash160> {
     Hash160::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -132,11 +154,35 @@ impl Store {
     /// Opens (or creates) the database, creating missing tables so that reads
     /// never fail on a fresh file.
     pub fn open(path: &Path, pending_capacity: usize) -> Result<Self> {
-        let db = Self::open_db(path)?;
+        let shown = path.display().to_string();
+        // redb can panic on a damaged file (a slice out of bounds on a bad
+        // page); the operator needs the file's name and the way out instead.
+        let db = match std::panic::catch_unwind(|| Self::open_db(path)) {
+            Ok(Ok(db)) => db,
+            Ok(Err(StoreError::Database(redb::DatabaseError::DatabaseAlreadyOpen))) => {
+                return Err(StoreError::InUse { path: shown });
+            }
+            Ok(Err(
+                e @ (StoreError::Database(_) | StoreError::Storage(_) | StoreError::Corrupt(_)),
+            )) if !e.is_out_of_space() => {
+                return Err(StoreError::Damaged {
+                    path: shown,
+                    reason: e.to_string(),
+                });
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => {
+                return Err(StoreError::Damaged {
+                    path: shown,
+                    reason: format!("redb failed reading it ({})", panic_text(&*panic)),
+                });
+            }
+        };
         Ok(Store {
             path: path.to_path_buf(),
             db: RwLock::new(Some(db)),
             health: Mutex::new(health::Health::default()),
+            corrupt: Mutex::new(Vec::new()),
             pending_capacity,
         })
     }
@@ -173,7 +219,15 @@ impl Store {
         let result = {
             let slot = self.db.read().expect("store lock");
             match slot.as_ref() {
-                Some(db) => op(db),
+                // A panic inside redb (a damaged page) fails this operation,
+                // not the node; the database is reopened like after an I/O error.
+                Some(db) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(db)))
+                    .unwrap_or_else(|panic| {
+                        Err(StoreError::Corrupt(format!(
+                            "redb failed on a damaged page ({})",
+                            panic_text(&*panic)
+                        )))
+                    }),
                 None => Err(StoreError::Unavailable(
                     self.health().last_error.unwrap_or_default(),
                 )),
@@ -282,12 +336,69 @@ impl Store {
         })
     }
 
+    /// The file's bytes, checked against its hash: bytes that fail (a flipped
+    /// bit on disk) are never returned; the file is reported for `drop_corrupt`.
     pub fn get_zonefile(&self, hash: &Hash160) -> Result<Option<Bytes>> {
-        self.read(|txn| {
+        let bytes = self.read(|txn| {
             let t = txn.open_table(ZONEFILES)?;
             Ok(t.get(hash.0.as_slice())?
                 .map(|v| Bytes::copy_from_slice(v.value())))
-        })
+        })?;
+        Ok(bytes.filter(|b| self.intact(hash, b)))
+    }
+
+    /// Whether `bytes` still hash to `hash`; reports them if not.
+    fn intact(&self, hash: &Hash160, bytes: &[u8]) -> bool {
+        let actual = Hash160::of(bytes);
+        if actual == *hash {
+            return true;
+        }
+        let mut corrupt = self.corrupt.lock().expect("store corrupt lock");
+        if !corrupt.contains(hash) {
+            corrupt.push(*hash);
+            self.health
+                .lock()
+                .expect("store health lock")
+                .found_corrupt();
+            tracing::error!(
+                "zone file {hash} in {} is corrupt on disk (its bytes hash to {actual}); it is \
+                 dropped and fetched again from peers",
+                self.path.display()
+            );
+        }
+        false
+    }
+
+    /// Deletes the files found corrupt since the last call; returns those
+    /// deleted, for the node to fetch again.
+    pub fn drop_corrupt(&self) -> Result<Vec<Hash160>> {
+        let found = std::mem::take(&mut *self.corrupt.lock().expect("store corrupt lock"));
+        if found.is_empty() {
+            return Ok(found);
+        }
+        let dropped = self.write(|txn| {
+            let mut t = txn.open_table(ZONEFILES)?;
+            let mut dropped = Vec::new();
+            for h in &found {
+                // Only if still corrupt: a good copy may have been written since.
+                let bad = t
+                    .get(h.0.as_slice())?
+                    .is_some_and(|v| Hash160::of(v.value()) != *h);
+                if bad {
+                    t.remove(h.0.as_slice())?;
+                    dropped.push(*h);
+                }
+            }
+            Ok(dropped)
+        });
+        if dropped.is_err() {
+            // Try again next time.
+            self.corrupt
+                .lock()
+                .expect("store corrupt lock")
+                .extend(found);
+        }
+        dropped
     }
 
     pub fn has_zonefile(&self, hash: &Hash160) -> Result<bool> {
@@ -311,7 +422,7 @@ impl Store {
             let mut used = 0usize;
             for h in hashes {
                 match t.get(h.0.as_slice())? {
-                    Some(v) => {
+                    Some(v) if self.intact(h, v.value()) => {
                         let b = v.value();
                         if used + b.len() > budget && !found.is_empty() {
                             continue;
@@ -319,7 +430,7 @@ impl Store {
                         used += b.len();
                         found.push(Bytes::copy_from_slice(b));
                     }
-                    None => missing.push(*h),
+                    _ => missing.push(*h),
                 }
             }
             Ok((found, missing))

@@ -10,6 +10,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant as TokioInstant;
 
 use super::EventLoop;
+use crate::atlas::Event;
 use crate::net::node::{NodeStatus, PeerInfo};
 
 impl EventLoop {
@@ -122,6 +123,7 @@ impl EventLoop {
         }
         self.progress.last_at = now;
         self.progress.last_present = s.present;
+        self.drop_corrupt();
         let snapshot = self.core.peer_snapshot(self.now());
         if let Err(e) = self.store.save_peers(&snapshot) {
             tracing::warn!("saving peers: {e}");
@@ -188,6 +190,18 @@ impl EventLoop {
             if self.seeds_down.remove(&key) {
                 tracing::info!("seed {key} answers again");
             }
+        }
+    }
+
+    /// Deletes zone files found corrupt on disk and has the core fetch them again.
+    pub(super) fn drop_corrupt(&mut self) {
+        match self.store.drop_corrupt() {
+            Ok(lost) => {
+                for hash in lost {
+                    self.feed(Event::ZonefileLost { hash });
+                }
+            }
+            Err(e) => tracing::debug!("dropping corrupt zone files: {e}"),
         }
     }
 }
