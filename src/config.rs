@@ -165,6 +165,8 @@ pub struct P2pConfig {
 pub struct StoreConfig {
     /// Uploads kept while waiting for their hash to be announced.
     pub pending_capacity: usize,
+    /// Bytes those uploads may take in all.
+    pub pending_bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -220,6 +222,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             pending_capacity: 10_000,
+            pending_bytes: 64 << 20,
         }
     }
 }
@@ -461,6 +464,12 @@ impl Config {
         if self.store.pending_capacity == 0 {
             return Err(invalid("store.pending_capacity", "must be at least 1"));
         }
+        if self.store.pending_bytes < crate::zonefile::MAX_ZONEFILE_BYTES as u64 {
+            return Err(invalid(
+                "store.pending_bytes",
+                "must hold at least one zone file (40960 bytes)",
+            ));
+        }
         let chain = self.validate_chain()?;
         if chain.is_some() && self.whitelist.file.is_some() {
             return Err(invalid(
@@ -483,6 +492,7 @@ impl Config {
                 max_connections: self.p2p.max_connections,
                 max_inbound_streams: self.p2p.max_inbound_streams,
                 pending_capacity: self.store.pending_capacity,
+                pending_bytes: self.store.pending_bytes,
                 rng_seed: None,
             },
         })

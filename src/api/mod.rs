@@ -8,10 +8,11 @@ pub use server::ApiLimits;
 
 use std::net::SocketAddr;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -84,7 +85,27 @@ async fn get_zonefile(State(s): State<ApiState>, Path(hash): Path<String>) -> Re
     }
 }
 
-async fn post_zonefile(State(s): State<ApiState>, body: Result<Bytes, BytesRejection>) -> Response {
+/// The inbox's name for an API client: its IPv4 address, or its IPv6 /64
+/// (one host commonly holds a whole /64).
+fn client_source(client: Option<SocketAddr>) -> String {
+    match client.map(|a| a.ip()) {
+        Some(std::net::IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => "api".into(),
+    }
+}
+
+async fn post_zonefile(
+    State(s): State<ApiState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         // Past the body limit axum stops reading; answer in JSON like the rest.
@@ -111,7 +132,8 @@ async fn post_zonefile(State(s): State<ApiState>, body: Result<Bytes, BytesRejec
             ),
         );
     }
-    match s.node.put_zonefile(body).await {
+    let source = client_source(client.map(|c| c.0.0));
+    match s.node.put_zonefile_from(body, &source).await {
         Ok(PutOutcome::Stored { hash, new }) => {
             let code = if new {
                 StatusCode::CREATED

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -77,7 +78,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits) {
     let mut out_of_descriptors = Episode::default();
     let mut full = Episode::default();
     loop {
-        let (stream, _peer) = match listener.accept().await {
+        let (stream, client) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 // EMFILE/ENFILE and the like: the open connections go on; new
@@ -108,7 +109,12 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits) {
         if full.end() {
             tracing::info!("API below its connection limit again");
         }
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers see the client's address (the inbox keeps uploads per source).
+        let router = TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(client));
+            hyper::service::Service::call(&router, req)
+        });
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);

@@ -281,8 +281,12 @@ impl EventLoop {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Put { bytes, reply } => {
-                let _ = reply.send(self.put(bytes));
+            Command::Put {
+                bytes,
+                source,
+                reply,
+            } => {
+                let _ = reply.send(self.put(bytes, &source));
             }
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_infos());
@@ -291,10 +295,10 @@ impl EventLoop {
         }
     }
 
-    fn put(&mut self, bytes: Bytes) -> Result<PutOutcome, PutError> {
+    fn put(&mut self, bytes: Bytes, source: &str) -> Result<PutOutcome, PutError> {
         let hash = Hash160::of(&bytes);
         if !self.core.is_whitelisted(&hash) {
-            self.store.stash_pending(&hash, &bytes)?;
+            self.store.stash_pending(&hash, &bytes, source)?;
             self.pending_count = self.store.pending_count().unwrap_or(self.pending_count);
             return Ok(PutOutcome::Pending { hash });
         }
@@ -449,10 +453,15 @@ impl EventLoop {
             Action::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
-            Action::Stash { hash, bytes, from } => match self.store.stash_pending(&hash, &bytes) {
-                Ok(_) => self.pending_count = self.store.pending_count().unwrap_or(0),
-                Err(e) => tracing::warn!(%from, "stashing pushed zone file: {e}"),
-            },
+            Action::Stash { hash, bytes, from } => {
+                match self
+                    .store
+                    .stash_pending(&hash, &bytes, &format!("peer:{from}"))
+                {
+                    Ok(_) => self.pending_count = self.store.pending_count().unwrap_or(0),
+                    Err(e) => tracing::warn!(%from, "stashing pushed zone file: {e}"),
+                }
+            }
             Action::Penalize {
                 peer,
                 reason,

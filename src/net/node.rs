@@ -54,6 +54,8 @@ pub struct NodeConfig {
     /// Inbound requests open at once per connection and protocol.
     pub max_inbound_streams: usize,
     pub pending_capacity: usize,
+    /// Bytes the pending inbox may hold.
+    pub pending_bytes: u64,
     /// Seeds the core's RNG; `None` draws one from the OS.
     pub rng_seed: Option<u64>,
 }
@@ -70,6 +72,7 @@ impl NodeConfig {
             max_connections: 256,
             max_inbound_streams: 256,
             pending_capacity: 10_000,
+            pending_bytes: 64 << 20,
             rng_seed: None,
         }
     }
@@ -140,6 +143,8 @@ impl From<crate::store::StoreError> for PutError {
 pub(super) enum Command {
     Put {
         bytes: Bytes,
+        /// Who sent it, for the pending inbox's per-source fairness.
+        source: String,
         reply: oneshot::Sender<Result<PutOutcome, PutError>>,
     },
     Peers {
@@ -161,9 +166,25 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// Stores (or stashes) an upload; `Ok` only once it is committed to disk.
     pub async fn put_zonefile(&self, bytes: Bytes) -> Result<PutOutcome, PutError> {
+        self.put_zonefile_from(bytes, "local").await
+    }
+
+    /// As `put_zonefile`, naming the sender (e.g. `ip:203.0.113.7`): if the
+    /// file waits in the pending inbox, a flood from one sender evicts its
+    /// own uploads first, not others'.
+    pub async fn put_zonefile_from(
+        &self,
+        bytes: Bytes,
+        source: &str,
+    ) -> Result<PutOutcome, PutError> {
         let (reply, rx) = oneshot::channel();
+        let source = source.to_string();
         self.commands
-            .send(Command::Put { bytes, reply })
+            .send(Command::Put {
+                bytes,
+                source,
+                reply,
+            })
             .await
             .map_err(|_| PutError::Stopped)?;
         rx.await.map_err(|_| PutError::Stopped)?
@@ -273,9 +294,12 @@ pub async fn spawn(
     })?;
     let key = load_identity(&cfg.data_dir)?;
     let peer_id = key.public().to_peer_id();
-    let store = Arc::new(Store::open(
+    let store = Arc::new(Store::open_with(
         &cfg.data_dir.join("atlas.redb"),
-        cfg.pending_capacity,
+        crate::store::InboxLimits {
+            count: cfg.pending_capacity,
+            bytes: cfg.pending_bytes,
+        },
     )?);
 
     let mut registry = Registry::default();

@@ -16,8 +16,11 @@ use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
 mod chain;
 mod health;
+mod inbox;
 pub use chain::{ChainDelta, SavedChain};
 pub use health::StoreHealth;
+pub use inbox::{InboxLimits, Stashed};
+use inbox::{Ledger, PENDING, PENDING_ORDER};
 
 /// Whitelist index -> zone-file hash, in chain order.
 const ANNOUNCEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("announcements");
@@ -26,10 +29,6 @@ const HASH_INDICES: MultimapTableDefinition<&[u8], u64> =
     MultimapTableDefinition::new("hash_indices");
 /// Zone-file hash -> the exact bytes.
 const ZONEFILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("zonefiles");
-/// Uploads whose hash is not announced yet: hash -> (arrival sequence, bytes).
-const PENDING: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("pending");
-/// Arrival sequence -> hash, to evict the oldest pending upload first.
-const PENDING_ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_order");
 /// Peer id -> newline-separated multiaddrs.
 const PEERS: TableDefinition<&[u8], &str> = TableDefinition::new("peers");
 
@@ -102,6 +101,9 @@ impl StoreError {
     }
 }
 
+/// redb's page cache.
+const STORE_CACHE_BYTES: usize = 64 << 20;
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
@@ -114,14 +116,8 @@ pub struct Store {
     /// Zone files whose bytes on disk no longer match their hash, waiting to
     /// be dropped by `drop_corrupt` (reads only report them).
     corrupt: Mutex<Vec<Hash160>>,
-    pending_capacity: usize,
-}
-
-/// What happened to an upload offered to the pending inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stashed {
-    Added,
-    AlreadyThere,
+    inbox_limits: InboxLimits,
+    ledger: Mutex<Ledger>,
 }
 
 fn verify(hash: &Hash160, bytes: &[u8]) -> Result<()> {
@@ -154,6 +150,17 @@ impl Store {
     /// Opens (or creates) the database, creating missing tables so that reads
     /// never fail on a fresh file.
     pub fn open(path: &Path, pending_capacity: usize) -> Result<Self> {
+        Self::open_with(
+            path,
+            InboxLimits {
+                count: pending_capacity,
+                ..InboxLimits::default()
+            },
+        )
+    }
+
+    /// Opens (or creates) the database with the pending inbox's bounds.
+    pub fn open_with(path: &Path, inbox_limits: InboxLimits) -> Result<Self> {
         let shown = path.display().to_string();
         // redb can panic on a damaged file (a slice out of bounds on a bad
         // page); the operator needs the file's name and the way out instead.
@@ -178,17 +185,24 @@ impl Store {
                 });
             }
         };
-        Ok(Store {
+        let store = Store {
             path: path.to_path_buf(),
             db: RwLock::new(Some(db)),
             health: Mutex::new(health::Health::default()),
             corrupt: Mutex::new(Vec::new()),
-            pending_capacity,
-        })
+            inbox_limits,
+            ledger: Mutex::new(Ledger::default()),
+        };
+        *store.ledger.lock().expect("inbox lock") = store.load_ledger()?;
+        Ok(store)
     }
 
     fn open_db(path: &Path) -> Result<Database> {
-        let db = Database::create(path)?;
+        // redb's default page cache is 1 GiB; the OS caches the file anyway,
+        // and a node's memory should stay flat however much it stores.
+        let db = Database::builder()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(ANNOUNCEMENTS)?;
         txn.open_multimap_table(HASH_INDICES)?;
@@ -196,6 +210,7 @@ impl Store {
         txn.open_table(PENDING)?;
         txn.open_table(PENDING_ORDER)?;
         txn.open_table(PEERS)?;
+        Self::migrate_inbox(&txn)?;
         txn.commit()?;
         Ok(db)
     }
@@ -453,68 +468,6 @@ impl Store {
         self.read(|txn| Ok(txn.open_table(ZONEFILES)?.len()?))
     }
 
-    /// Keeps an upload whose hash is not announced yet, evicting the oldest
-    /// when the inbox is full.
-    pub fn stash_pending(&self, hash: &Hash160, bytes: &[u8]) -> Result<Stashed> {
-        verify(hash, bytes)?;
-        self.write(|txn| {
-            let mut pending = txn.open_table(PENDING)?;
-            let mut order = txn.open_table(PENDING_ORDER)?;
-            if pending.get(hash.0.as_slice())?.is_some() {
-                return Ok(Stashed::AlreadyThere);
-            }
-            let seq = order.last()?.map_or(0, |(k, _)| k.value() + 1);
-            pending.insert(hash.0.as_slice(), (seq, bytes))?;
-            order.insert(seq, hash.0.as_slice())?;
-            while pending.len()? > self.pending_capacity as u64 {
-                let Some((_, oldest)) = order.pop_first()? else {
-                    break;
-                };
-                let oldest = oldest.value().to_vec();
-                pending.remove(oldest.as_slice())?;
-            }
-            Ok(Stashed::Added)
-        })
-    }
-
-    /// Removes and returns the pending uploads among `hashes`.
-    pub fn take_pending(&self, hashes: &[Hash160]) -> Result<Vec<(Hash160, Bytes)>> {
-        // Most announcements have no pending upload: look before writing, so
-        // that they cost a read, not a durable commit.
-        let any = self.read(|txn| {
-            let pending = txn.open_table(PENDING)?;
-            for h in hashes {
-                if pending.get(h.0.as_slice())?.is_some() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })?;
-        if !any {
-            return Ok(Vec::new());
-        }
-        self.write(|txn| {
-            let mut out = Vec::new();
-            let mut pending = txn.open_table(PENDING)?;
-            let mut order = txn.open_table(PENDING_ORDER)?;
-            for h in hashes {
-                let removed = pending.remove(h.0.as_slice())?.map(|v| {
-                    let (seq, b) = v.value();
-                    (seq, Bytes::copy_from_slice(b))
-                });
-                if let Some((seq, b)) = removed {
-                    order.remove(seq)?;
-                    out.push((*h, b));
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    pub fn pending_count(&self) -> Result<u64> {
-        self.read(|txn| Ok(txn.open_table(PENDING)?.len()?))
-    }
-
     pub fn save_peers(&self, peers: &[(PeerId, Vec<Multiaddr>)]) -> Result<()> {
         self.write(|txn| {
             let mut t = txn.open_table(PEERS)?;
@@ -579,7 +532,9 @@ mod tests {
         let files: Vec<Vec<u8>> = (0..5).map(|i| format!("zone {i}").into_bytes()).collect();
         for f in &files {
             assert_eq!(
-                store.stash_pending(&Hash160::of(f), f).unwrap(),
+                store
+                    .stash_pending(&Hash160::of(f), f, "ip:10.0.0.1")
+                    .unwrap(),
                 Stashed::Added
             );
         }

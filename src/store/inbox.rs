@@ -1,0 +1,344 @@
+//! The pending inbox: uploads (and pushes) whose hash is not announced yet,
+//! kept until it is, bounded by count and by bytes.
+//!
+//! Every entry records its source (an API client's address, or the peer that
+//! pushed it). When the inbox is full the oldest entry of the largest source
+//! (by bytes) goes: a flood evicts its own entries first, and no source can
+//! evict the uploads of one holding less than it does. 20,000 junk uploads
+//! from one address used to evict every legitimate pending file.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::{Result, Store, StoreError, verify};
+use crate::zonefile::Hash160;
+
+/// Hash -> (arrival sequence, source, bytes).
+pub(super) const PENDING: TableDefinition<&[u8], (u64, &str, &[u8])> =
+    TableDefinition::new("pending_v2");
+/// Arrival sequence -> hash.
+pub(super) const PENDING_ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_order");
+/// The inbox before sources were recorded: hash -> (sequence, bytes).
+pub(super) const PENDING_V1: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("pending");
+
+/// The inbox's bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InboxLimits {
+    pub count: usize,
+    pub bytes: u64,
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        InboxLimits {
+            count: 10_000,
+            bytes: 64 << 20,
+        }
+    }
+}
+
+/// What happened to an upload offered to the pending inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stashed {
+    Added,
+    AlreadyThere,
+}
+
+#[derive(Default, Debug)]
+struct Source {
+    /// (sequence, hash, size), oldest first.
+    entries: VecDeque<(u64, Hash160, u64)>,
+    bytes: u64,
+}
+
+/// The inbox's contents by source, mirrored in memory so that choosing what to
+/// evict costs no scan of the table.
+#[derive(Default, Debug)]
+pub(super) struct Ledger {
+    sources: HashMap<String, Source>,
+    where_is: HashMap<Hash160, String>,
+    count: usize,
+    bytes: u64,
+    next_seq: u64,
+}
+
+impl Ledger {
+    fn add(&mut self, source: &str, seq: u64, hash: Hash160, size: u64) {
+        let s = self.sources.entry(source.to_string()).or_default();
+        s.entries.push_back((seq, hash, size));
+        s.bytes += size;
+        self.where_is.insert(hash, source.to_string());
+        self.count += 1;
+        self.bytes += size;
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    fn remove(&mut self, hash: &Hash160) -> Option<u64> {
+        let source = self.where_is.remove(hash)?;
+        let s = self.sources.get_mut(&source)?;
+        let at = s.entries.iter().position(|(_, h, _)| h == hash)?;
+        let (seq, _, size) = s.entries.remove(at)?;
+        s.bytes -= size;
+        if s.entries.is_empty() {
+            self.sources.remove(&source);
+        }
+        self.count -= 1;
+        self.bytes -= size;
+        Some(seq)
+    }
+}
+
+impl Store {
+    /// Moves an inbox from before sources were recorded into today's table.
+    pub(super) fn migrate_inbox(txn: &redb::WriteTransaction) -> Result<()> {
+        let old: Vec<(Vec<u8>, u64, Vec<u8>)> = match txn.open_table(PENDING_V1) {
+            Ok(t) => t
+                .iter()?
+                .map(|r| r.map(|(k, v)| (k.value().to_vec(), v.value().0, v.value().1.to_vec())))
+                .collect::<std::result::Result<_, _>>()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        {
+            let mut pending = txn.open_table(PENDING)?;
+            for (hash, seq, bytes) in &old {
+                pending.insert(hash.as_slice(), (*seq, "unknown", bytes.as_slice()))?;
+            }
+        }
+        txn.delete_table(PENDING_V1)?;
+        Ok(())
+    }
+
+    pub(super) fn load_ledger(&self) -> Result<Ledger> {
+        self.read(|txn| {
+            let mut ledger = Ledger::default();
+            let t = txn.open_table(PENDING)?;
+            let mut rows = Vec::with_capacity(t.len()? as usize);
+            for r in t.iter()? {
+                let (k, v) = r?;
+                let (seq, source, bytes) = v.value();
+                rows.push((
+                    seq,
+                    super::hash_from(k.value())?,
+                    source.to_string(),
+                    bytes.len(),
+                ));
+            }
+            rows.sort();
+            for (seq, hash, source, size) in rows {
+                ledger.add(&source, seq, hash, size as u64);
+            }
+            Ok(ledger)
+        })
+    }
+
+    /// Keeps an upload whose hash is not announced yet, making room as the
+    /// module doc says. `source` names who sent it ("ip:…", "peer:…").
+    pub fn stash_pending(&self, hash: &Hash160, bytes: &[u8], source: &str) -> Result<Stashed> {
+        verify(hash, bytes)?;
+        let size = bytes.len() as u64;
+        let limits = self.inbox_limits;
+        if size > limits.bytes {
+            return Err(StoreError::TooLarge(bytes.len()));
+        }
+        let mut ledger = self.ledger.lock().expect("inbox lock");
+        if ledger.where_is.contains_key(hash) {
+            return Ok(Stashed::AlreadyThere);
+        }
+        // Plan the evictions first; the ledger follows only once they are committed.
+        let mut evict: Vec<(u64, Hash160, u64)> = Vec::new();
+        let (mut count, mut held) = (ledger.count, ledger.bytes);
+        while count + 1 > limits.count || held + size > limits.bytes {
+            let Some(victim) = next_victim(&ledger, &evict, source, size) else {
+                break;
+            };
+            count -= 1;
+            held -= victim.2;
+            evict.push(victim);
+        }
+        let seq = ledger.next_seq;
+        self.write(|txn| {
+            let mut pending = txn.open_table(PENDING)?;
+            let mut order = txn.open_table(PENDING_ORDER)?;
+            for (seq, h, _) in &evict {
+                pending.remove(h.0.as_slice())?;
+                order.remove(*seq)?;
+            }
+            pending.insert(hash.0.as_slice(), (seq, source, bytes))?;
+            order.insert(seq, hash.0.as_slice())?;
+            Ok(())
+        })?;
+        for (_, h, _) in &evict {
+            ledger.remove(h);
+        }
+        ledger.add(source, seq, *hash, size);
+        Ok(Stashed::Added)
+    }
+
+    /// Removes and returns the pending uploads among `hashes`.
+    pub fn take_pending(&self, hashes: &[Hash160]) -> Result<Vec<(Hash160, Bytes)>> {
+        let mut ledger = self.ledger.lock().expect("inbox lock");
+        // Most announcements have no pending upload: they cost a lookup, not a commit.
+        let wanted: Vec<&Hash160> = hashes
+            .iter()
+            .filter(|h| ledger.where_is.contains_key(h))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.write(|txn| {
+            let mut out = Vec::new();
+            let mut pending = txn.open_table(PENDING)?;
+            let mut order = txn.open_table(PENDING_ORDER)?;
+            for h in &wanted {
+                let removed = pending.remove(h.0.as_slice())?.map(|v| {
+                    let (seq, _, b) = v.value();
+                    (seq, Bytes::copy_from_slice(b))
+                });
+                if let Some((seq, b)) = removed {
+                    order.remove(seq)?;
+                    out.push((**h, b));
+                }
+            }
+            Ok(out)
+        })?;
+        for (h, _) in &out {
+            ledger.remove(h);
+        }
+        Ok(out)
+    }
+
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self.ledger.lock().expect("inbox lock").count as u64)
+    }
+
+    pub fn pending_bytes(&self) -> u64 {
+        self.ledger.lock().expect("inbox lock").bytes
+    }
+}
+
+/// The next entry to evict: the oldest left of the source that holds the
+/// most bytes once `chosen` are gone, counting `incoming` for `source`.
+fn next_victim(
+    ledger: &Ledger,
+    chosen: &[(u64, Hash160, u64)],
+    source: &str,
+    incoming: u64,
+) -> Option<(u64, Hash160, u64)> {
+    // Per source: bytes left and entries already chosen (always its oldest).
+    let mut left: HashMap<&str, (u64, usize)> = ledger
+        .sources
+        .iter()
+        .map(|(name, s)| (name.as_str(), (s.bytes, 0)))
+        .collect();
+    for (_, h, size) in chosen {
+        let e = left
+            .get_mut(ledger.where_is[h].as_str())
+            .expect("chosen from a known source");
+        e.0 -= size;
+        e.1 += 1;
+    }
+    let held = |name: &str, bytes: u64| bytes + if name == source { incoming } else { 0 };
+    let (name, (_, gone)) = left
+        .into_iter()
+        .filter(|(name, (_, gone))| ledger.sources[*name].entries.len() > *gone)
+        .max_by(|(a, (ab, _)), (b, (bb, _))| {
+            held(a, *ab)
+                .cmp(&held(b, *bb))
+                // Ties go to the newcomer's own entries, then by name, for determinism.
+                .then((*a == source).cmp(&(*b == source)))
+                .then(b.cmp(a))
+        })?;
+    ledger.sources[name]
+        .entries
+        .get(gone)
+        .copied()
+        .map(|(seq, h, size)| (seq, h, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(i: usize, size: usize) -> (Hash160, Vec<u8>) {
+        let mut b = format!("$ORIGIN f{i}.id\n").into_bytes();
+        b.resize(size.max(b.len()), b';');
+        (Hash160::of(&b), b)
+    }
+
+    #[test]
+    fn a_flood_evicts_its_own_uploads_not_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = InboxLimits {
+            count: 10,
+            bytes: 1 << 20,
+        };
+        let store = Store::open_with(&dir.path().join("a.redb"), limits).unwrap();
+        let legit: Vec<_> = (0..3).map(|i| file(i, 500)).collect();
+        for (h, b) in &legit {
+            store.stash_pending(h, b, "ip:10.0.0.1").unwrap();
+        }
+        for i in 100..300 {
+            let (h, b) = file(i, 300);
+            assert_eq!(
+                store.stash_pending(&h, &b, "ip:10.6.6.6").unwrap(),
+                Stashed::Added
+            );
+        }
+        assert_eq!(store.pending_count().unwrap(), 10);
+        let hashes: Vec<Hash160> = legit.iter().map(|(h, _)| *h).collect();
+        assert_eq!(store.take_pending(&hashes).unwrap().len(), 3, "all kept");
+        // Reopened, the inbox's accounting is rebuilt from the table.
+        drop(store);
+        let store = Store::open_with(&dir.path().join("a.redb"), limits).unwrap();
+        assert_eq!(store.pending_count().unwrap(), 7);
+        assert_eq!(store.pending_bytes(), 7 * 300);
+    }
+
+    #[test]
+    fn bytes_are_bounded_as_well_as_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = InboxLimits {
+            count: 1_000,
+            bytes: 10_000,
+        };
+        let store = Store::open_with(&dir.path().join("a.redb"), limits).unwrap();
+        for i in 0..100 {
+            let (h, b) = file(i, 1_000 + i);
+            store
+                .stash_pending(&h, &b, &format!("peer:{}", i % 3))
+                .unwrap();
+            assert!(store.pending_bytes() <= 10_000);
+        }
+        assert!(store.pending_count().unwrap() >= 8);
+        // The newest upload is kept.
+        let (h, _) = file(99, 1_099);
+        assert_eq!(store.take_pending(&[h]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_inbox_from_before_sources_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.redb");
+        let (h, b) = file(1, 200);
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(PENDING_V1)
+                .unwrap()
+                .insert(h.0.as_slice(), (7u64, b.as_slice()))
+                .unwrap();
+            txn.open_table(PENDING_ORDER)
+                .unwrap()
+                .insert(7u64, h.0.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path, 10).unwrap();
+        assert_eq!(store.pending_count().unwrap(), 1);
+        let taken = store.take_pending(&[h]).unwrap();
+        assert_eq!(taken, vec![(h, Bytes::from(b))]);
+    }
+}

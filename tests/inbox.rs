@@ -1,0 +1,93 @@
+//! Issue 10 finding 6, on a real `atlas node`: a flood of unannounced uploads
+//! from one address neither evicts another client's pending uploads nor grows
+//! the database past the inbox's byte bound.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::process::NodeProcess;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// POSTs `body` to the node's API from the local address `from`; returns the status.
+async fn post_from(from: IpAddr, port: u16, body: &[u8]) -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let head = format!(
+        "POST /v1/zonefiles HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_uploads_evicts_no_one_else_and_stays_within_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let wl = dir.path().join("whitelist.txt");
+    std::fs::write(&wl, "").unwrap();
+    let data = dir.path().join("node");
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[api]\nlisten = \"127.0.0.1:{port}\"\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[store]\npending_bytes = 2000000\n[whitelist]\nfile = {:?}\n",
+            data.display().to_string(),
+            wl.display().to_string()
+        ),
+    )
+    .unwrap();
+    let node = NodeProcess::start(&config);
+    let client: IpAddr = "127.0.0.2".parse().unwrap();
+    let flooder: IpAddr = "127.0.0.3".parse().unwrap();
+
+    let legit = zonefiles(5);
+    for (_, b) in &legit {
+        assert_eq!(post_from(client, port, b).await, 202);
+    }
+    // 300 junk files of 40 KB (12 MB) from one address, into a 2 MB inbox.
+    for i in 0..300u32 {
+        let mut junk = vec![b'j'; atlas::zonefile::MAX_ZONEFILE_BYTES];
+        junk[..4].copy_from_slice(&i.to_be_bytes());
+        assert_eq!(post_from(flooder, port, &junk).await, 202, "junk {i}");
+    }
+    let db = std::fs::metadata(data.join("atlas.redb")).unwrap().len();
+    assert!(db < 8_000_000, "the database grew to {db} bytes");
+
+    // The client's uploads are announced: all five are still there.
+    let list: String = legit.iter().map(|(h, _)| format!("{h}\n")).collect();
+    std::fs::write(&wl, list).unwrap();
+    let api = format!("http://127.0.0.1:{port}");
+    // An external process: its status is what we can watch.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = atlas::api::client::get(&format!("{api}/v1/status"))
+            .await
+            .unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        if s["present"] == 5 {
+            assert!(s["pending"].as_u64().unwrap() <= 50, "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "legit uploads lost: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (h, b) in &legit {
+        let r = atlas::api::client::get(&format!("{api}/v1/zonefiles/{h}"))
+            .await
+            .unwrap();
+        assert_eq!(&r.body, b);
+    }
+    node.kill();
+}
