@@ -251,11 +251,7 @@ fn next_victim(
                 .then((*a == source).cmp(&(*b == source)))
                 .then(b.cmp(a))
         })?;
-    ledger.sources[name]
-        .entries
-        .get(gone)
-        .copied()
-        .map(|(seq, h, size)| (seq, h, size))
+    ledger.sources[name].entries.get(gone).copied()
 }
 
 #[cfg(test)]
