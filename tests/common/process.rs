@@ -23,8 +23,26 @@ impl NodeProcess {
         Self::spawn(config, true)
     }
 
+    /// As `start`, inside the network namespace `netns` (`ip netns exec`
+    /// execs the node, so the child's pid is the node's).
+    pub fn start_in_netns(netns: &str, config: &std::path::Path) -> Self {
+        Self::spawn_with(Some(netns), config, false)
+    }
+
     fn spawn(config: &std::path::Path, ignore_sigxfsz: bool) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atlas"));
+        Self::spawn_with(None, config, ignore_sigxfsz)
+    }
+
+    fn spawn_with(netns: Option<&str>, config: &std::path::Path, ignore_sigxfsz: bool) -> Self {
+        let atlas = env!("CARGO_BIN_EXE_atlas");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, atlas]);
+                c
+            }
+            None => Command::new(atlas),
+        };
         cmd.args(["node", "--config", config.to_str().unwrap()])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
