@@ -58,17 +58,32 @@ fn with_request_timeout(app: Router, limit: Duration) -> Router {
     ))
 }
 
-/// Logs the first of a run of events, and the end of the run.
+/// A run of trouble (descriptors exhausted, connections at the cap), logged
+/// once when it starts and once when it is over. It is over only after
+/// `QUIET` without trouble, so a condition that flickers (a descriptor freed
+/// for one accept, then gone again) stays one episode, not a line per flicker.
 #[derive(Default)]
-struct Episode(bool);
+struct Episode {
+    last_trouble: Option<tokio::time::Instant>,
+}
+
+const QUIET: Duration = Duration::from_secs(5);
 
 impl Episode {
-    fn start(&mut self) -> bool {
-        !std::mem::replace(&mut self.0, true)
+    /// Trouble now; true if this starts an episode.
+    fn trouble(&mut self) -> bool {
+        self.last_trouble
+            .replace(tokio::time::Instant::now())
+            .is_none()
     }
 
-    fn end(&mut self) -> bool {
-        std::mem::replace(&mut self.0, false)
+    /// No trouble now; true if this ends an episode.
+    fn fine(&mut self) -> bool {
+        let over = self.last_trouble.is_some_and(|t| t.elapsed() >= QUIET);
+        if over {
+            self.last_trouble = None;
+        }
+        over
     }
 }
 
@@ -83,7 +98,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits) {
             Err(e) => {
                 // EMFILE/ENFILE and the like: the open connections go on; new
                 // ones wait in the kernel's backlog until descriptors free up.
-                if out_of_descriptors.start() {
+                if out_of_descriptors.trouble() {
                     tracing::error!(
                         "API cannot accept connections ({e}); serving the open ones, retrying \
                          (raise the descriptor limit, e.g. LimitNOFILE, or lower api.max_connections)"
@@ -93,11 +108,11 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits) {
                 continue;
             }
         };
-        if out_of_descriptors.end() {
+        if out_of_descriptors.fine() {
             tracing::info!("API accepts connections again");
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            if full.start() {
+            if full.trouble() {
                 tracing::warn!(
                     "API at its {} connections (api.max_connections): closing new ones until some end",
                     limits.max_connections
@@ -106,7 +121,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits) {
             drop(stream);
             continue;
         };
-        if full.end() {
+        if full.fine() {
             tracing::info!("API below its connection limit again");
         }
         // Handlers see the client's address (the inbox keeps uploads per source).
