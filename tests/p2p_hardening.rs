@@ -88,12 +88,14 @@ impl SilentFlood {
             for _ in 0..n {
                 set.spawn(async move {
                     // Bounded: the test aborts the flood when it ends, and
-                    // each slot gives up after 1,000 reconnections.
-                    for _ in 0..1_000 {
+                    // each slot gives up after 50 reconnections (a refused
+                    // slot spins through them in half a second; a held one
+                    // lasts a handshake timeout each time).
+                    for _ in 0..50 {
                         let socket = tokio::net::TcpSocket::new_v4().unwrap();
                         socket.bind((from, 0).into()).unwrap();
                         let Ok(mut stream) = socket.connect(to).await else {
-                            tokio::task::yield_now().await;
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                             continue;
                         };
                         let mut buf = [0u8; 256];
@@ -104,6 +106,7 @@ impl SilentFlood {
                                 break;
                             }
                         }
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     }
                 });
             }
