@@ -204,12 +204,8 @@ async fn a_peer_serving_wrong_hashes_is_banned_and_files_come_from_elsewhere() {
             b.as_slice()
         );
     }
-    let scrape = {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &v.registry.lock().unwrap()).unwrap();
-        parse_metrics(&out)
-    };
-    assert!(metric(&scrape, "atlas_penalties_total{reason=\"wrong_hash\"}") >= 1.0);
+    let scraped = scrape(v);
+    assert!(metric(&scraped, "atlas_penalties_total{reason=\"wrong_hash\"}") >= 1.0);
     honest.shutdown().await;
     victim.shutdown().await;
 }

@@ -4,6 +4,9 @@
 
 #[path = "common/electrumx.rs"]
 mod electrumx;
+#[path = "common/process.rs"]
+#[allow(dead_code)]
+mod process;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -312,8 +315,6 @@ async fn atlas_node_binary_follows_electrumx_from_its_config() {
 /// chain once the server comes up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_electrum_server_is_down_at_start_starts_and_catches_up() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -332,28 +333,8 @@ async fn a_node_whose_electrum_server_is_down_at_start_starts_and_catches_up() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(["node", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let started = line.contains("node started");
-        log.push(line);
-        if started {
-            break;
-        }
-    }
-    if let Some(code) = child.try_wait().unwrap() {
-        panic!("atlas node exited ({code}) with its Electrum server down: {log:#?}");
-    }
-    std::thread::spawn(move || for _ in lines {});
+    // Starting at all is the point: the old node exited here.
+    let node = process::NodeProcess::start(&config);
     let api = format!("http://127.0.0.1:{api_port}");
     let status = |api: String| async move {
         let r = atlas::api::client::get(&format!("{api}/v1/status"))
@@ -413,7 +394,6 @@ async fn a_node_whose_electrum_server_is_down_at_start_starts_and_catches_up() {
         assert!(Instant::now() < deadline, "not caught up: {s}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    node.kill();
     tokio::task::spawn_blocking(move || drop(ex)).await.unwrap();
 }

@@ -10,14 +10,6 @@ use atlas::whitelist::MemoryWhitelist;
 use common::*;
 use libp2p::Multiaddr;
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Finding 1: a node started before its only seed dials it many times in vain;
 /// once the seed is up it connects and syncs. The seed is never banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,7 +25,7 @@ async fn a_seed_that_comes_up_late_is_reached_and_never_banned() {
         .unwrap()
         .public()
         .to_peer_id();
-    let port = free_tcp_port();
+    let port = free_port();
     let seed_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
 
     let mut cfg = NodeConfig::new(dir.path().join("mirror"));
@@ -173,12 +165,6 @@ async fn silent_connections_from_one_host_do_not_lock_others_out() {
     seed.shutdown().await;
 }
 
-fn scrape(handle: &atlas::net::NodeHandle) -> std::collections::HashMap<String, f64> {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &handle.registry.lock().unwrap()).unwrap();
-    parse_metrics(&text)
-}
-
 /// Finding 7: a peer at capacity drops streams; the asker sees refusals,
 /// backs off to fewer requests in flight and syncs. Load is not misbehaviour.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +215,7 @@ async fn a_peer_at_capacity_is_slowed_down_to_not_banned() {
 async fn a_taken_p2p_port_fails_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let whitelist = MemoryWhitelist::new();
-    let tcp = free_tcp_port();
+    let tcp = free_port();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -265,7 +251,7 @@ async fn a_taken_p2p_port_fails_at_start() {
 async fn dead_and_unresolvable_seeds_are_logged_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let dead = libp2p::PeerId::random();
-    let dead_seed = format!("/ip4/127.0.0.1/tcp/{}/p2p/{dead}", free_tcp_port());
+    let dead_seed = format!("/ip4/127.0.0.1/tcp/{}/p2p/{dead}", free_port());
     let nowhere = "/dns4/nowhere.invalid/tcp/6264";
     let api_port = free_port();
     let config = dir.path().join("node.toml");

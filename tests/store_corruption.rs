@@ -99,10 +99,7 @@ async fn a_file_damaged_on_disk_is_never_served_and_is_fetched_again() {
         |s| s.present == 300,
     )
     .await;
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &fresh.handle.registry.lock().unwrap())
-        .unwrap();
-    let wrong = parse_metrics(&text)
+    let wrong = scrape(&fresh.handle)
         .get("atlas_penalties_total{reason=\"wrong_hash\"}")
         .copied()
         .unwrap_or(0.0);

@@ -95,10 +95,6 @@ impl PeerEntry {
     pub fn dialable(&self, now: Instant) -> bool {
         self.retry_at.is_none_or(|t| t <= now)
     }
-
-    pub fn dial_failures(&self) -> u32 {
-        self.dial_failures
-    }
 }
 
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use super::backend::ChainBackend;
 use super::follower::Follower;
 use super::rules::engine::Allocation;
 use super::rules::params::RuleSet;
-use super::source::{ChainSource, Wake};
+use super::source::{ChainSource, Wake, spawn_follower};
 use crate::store::Store;
 use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate};
 use crate::zonefile::Hash160;
@@ -166,9 +166,6 @@ impl WhitelistSource for ChainConnector {
         known: Vec<Hash160>,
         tx: mpsc::Sender<WhitelistUpdate>,
     ) {
-        std::thread::Builder::new()
-            .name("chain-follower".into())
-            .spawn(move || self.run(store, known, tx))
-            .expect("spawning the chain follower thread");
+        spawn_follower(move || self.run(store, known, tx));
     }
 }

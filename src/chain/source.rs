@@ -254,6 +254,14 @@ impl ChainSource {
     }
 }
 
+/// The follower's thread: Electrum clients block, so it runs beside the runtime.
+pub(super) fn spawn_follower(run: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name("chain-follower".into())
+        .spawn(run)
+        .expect("spawning the chain follower thread");
+}
+
 impl WhitelistSource for ChainSource {
     fn start(
         self: Box<Self>,
@@ -261,9 +269,6 @@ impl WhitelistSource for ChainSource {
         known: Vec<Hash160>,
         tx: mpsc::Sender<WhitelistUpdate>,
     ) {
-        std::thread::Builder::new()
-            .name("chain-follower".into())
-            .spawn(move || self.run(store, known, tx))
-            .expect("spawning the chain follower thread");
+        spawn_follower(move || self.run(store, known, tx));
     }
 }

@@ -44,7 +44,6 @@ pub(super) struct EventLoop {
     outbound: HashMap<(Protocol, OutboundRequestId), RequestId>,
     inbound: HashMap<InboundId, (Protocol, ResponseChannel<Response>)>,
     next_inbound: u64,
-    pending_count: u64,
     penalties: u64,
     has_external: bool,
     bare_seeds: Vec<libp2p::Multiaddr>,
@@ -68,7 +67,6 @@ impl EventLoop {
         status: watch::Sender<NodeStatus>,
         cfg: &NodeConfig,
     ) -> Self {
-        let pending_count = store.pending_count().unwrap_or(0);
         let present = core.status().present;
         EventLoop {
             swarm,
@@ -82,7 +80,6 @@ impl EventLoop {
             outbound: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 0,
-            pending_count,
             penalties: 0,
             has_external: !cfg.external.is_empty(),
             bare_seeds: cfg.bare_seeds.clone(),
@@ -299,7 +296,6 @@ impl EventLoop {
         let hash = Hash160::of(&bytes);
         if !self.core.is_whitelisted(&hash) {
             self.store.stash_pending(&hash, &bytes, source)?;
-            self.pending_count = self.store.pending_count().unwrap_or(self.pending_count);
             return Ok(PutOutcome::Pending { hash });
         }
         if self.core.has(&hash) {
@@ -332,7 +328,6 @@ impl EventLoop {
                 // Uploads that were waiting for these announcements.
                 match self.store.take_pending(&hashes) {
                     Ok(promoted) if !promoted.is_empty() => {
-                        self.pending_count = self.store.pending_count().unwrap_or(0);
                         let batch = promoted
                             .into_iter()
                             .map(|(h, b)| (h, b, Origin::Inbox))
@@ -454,12 +449,11 @@ impl EventLoop {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Action::Stash { hash, bytes, from } => {
-                match self
+                if let Err(e) = self
                     .store
                     .stash_pending(&hash, &bytes, &format!("peer:{from}"))
                 {
-                    Ok(_) => self.pending_count = self.store.pending_count().unwrap_or(0),
-                    Err(e) => tracing::warn!(%from, "stashing pushed zone file: {e}"),
+                    tracing::warn!(%from, "stashing pushed zone file: {e}");
                 }
             }
             Action::Penalize {

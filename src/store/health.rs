@@ -74,10 +74,6 @@ impl Health {
         self.corrupt_files += 1;
     }
 
-    pub(super) fn is_degraded(&self) -> bool {
-        self.degraded
-    }
-
     /// `Err` while writes are held back after a failure.
     pub(super) fn may_write(&self) -> Result<(), Refusal> {
         let now = Instant::now();

@@ -125,6 +125,13 @@ pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
     out
 }
 
+/// A node's metrics, scraped from its registry and parsed.
+pub fn scrape(node: &NodeHandle) -> HashMap<String, f64> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &node.registry.lock().unwrap()).unwrap();
+    parse_metrics(&text)
+}
+
 pub fn metric(m: &HashMap<String, f64>, key: &str) -> f64 {
     *m.get(key).unwrap_or_else(|| {
         panic!(

@@ -64,7 +64,8 @@ impl EventLoop {
         m.announced.set(s.announced as i64);
         m.present.set(s.present as i64);
         m.missing.set(s.missing as i64);
-        m.pending.set(self.pending_count as i64);
+        let pending = self.store.pending_count();
+        m.pending.set(pending as i64);
         m.chain_confirmed_height
             .set(self.chain.confirmed_height as i64);
         m.chain_halted.set(i64::from(self.chain.halted.is_some()));
@@ -81,7 +82,7 @@ impl EventLoop {
             announced: s.announced,
             present: s.present,
             missing: s.missing,
-            pending: self.pending_count,
+            pending,
             penalties: self.penalties,
             request_failures: self.core.stats.request_failures.iter().sum(),
             chain: self.chain.clone(),
