@@ -67,6 +67,24 @@ async fn a_seed_that_comes_up_late_is_reached_and_never_banned() {
     seed.shutdown().await;
 }
 
+/// Starts a node from `cfg` holding `files`; returns it with its listen address.
+async fn seed_holding(
+    cfg: NodeConfig,
+    whitelist: &MemoryWhitelist,
+    files: &[(atlas::zonefile::Hash160, Vec<u8>)],
+) -> (atlas::net::Node, Multiaddr) {
+    let seed = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
+    for (_, b) in files {
+        seed.handle.put_zonefile(b.clone().into()).await.unwrap();
+    }
+    let s = wait(&seed.handle, "listening", Duration::from_secs(10), |s| {
+        !s.listen_addrs.is_empty()
+    })
+    .await;
+    let addr = s.listen_addrs[0].parse().unwrap();
+    (seed, addr)
+}
+
 /// Holds `n` TCP connections from `from` to `to`, silent, reopening any the
 /// node closes, until dropped.
 struct SilentFlood {
@@ -125,15 +143,7 @@ async fn silent_connections_from_one_host_do_not_lock_others_out() {
     whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
     let mut cfg = NodeConfig::new(dir.path().join("seed"));
     cfg.core = test_core();
-    let seed = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
-    for (_, b) in &files {
-        seed.handle.put_zonefile(b.clone().into()).await.unwrap();
-    }
-    let s = wait(&seed.handle, "listening", Duration::from_secs(10), |s| {
-        !s.listen_addrs.is_empty()
-    })
-    .await;
-    let addr: Multiaddr = s.listen_addrs[0].parse().unwrap();
+    let (seed, addr) = seed_holding(cfg, &whitelist, &files).await;
     let port = addr
         .iter()
         .find_map(|p| match p {
@@ -176,15 +186,7 @@ async fn a_peer_at_capacity_is_slowed_down_to_not_banned() {
     let mut cfg = NodeConfig::new(dir.path().join("seed"));
     cfg.core = test_core();
     cfg.max_inbound_streams = 1;
-    let seed = net::spawn(cfg, Box::new(whitelist.clone())).await.unwrap();
-    for (_, b) in &files {
-        seed.handle.put_zonefile(b.clone().into()).await.unwrap();
-    }
-    let s = wait(&seed.handle, "listening", Duration::from_secs(10), |s| {
-        !s.listen_addrs.is_empty()
-    })
-    .await;
-    let addr: Multiaddr = s.listen_addrs[0].parse().unwrap();
+    let (seed, addr) = seed_holding(cfg, &whitelist, &files).await;
 
     let mut cfg = NodeConfig::new(dir.path().join("mirror"));
     cfg.core = test_core();
