@@ -222,6 +222,16 @@ fn print_summary(s: &atlas::sim::Summary) {
         opt(s.propagation_p50_s),
         opt(s.propagation_p99_s)
     );
+    println!(
+        "| published -> all nodes p50 / p99 (s) | {} / {} |",
+        opt(s.publish_to_all_p50_s),
+        opt(s.publish_to_all_p99_s)
+    );
+    println!(
+        "| payload copies per stored file | {} |",
+        s.copies_per_stored_file
+            .map_or("-".to_string(), |c| format!("{c:.2}"))
+    );
     println!("| bytes per node | {:.0} |", s.bytes_per_node);
     if let Some(h) = s.honest_neighbor_fraction {
         println!("| honest neighbour fraction | {h:.3} |");

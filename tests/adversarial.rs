@@ -100,20 +100,24 @@ fn spawn_liar(mut s: Swarm<Behaviour>, claim: u64) {
                 Request::PeerExchange { .. } => Response::Peers {
                     view,
                     peers: vec![],
+                    degree: 0,
                 },
                 Request::Inventory { .. } => Response::Inventory {
                     view,
                     inventory: RangeSet::full(claim),
                 },
                 Request::InventoryDelta { .. } => Response::Ack,
-                Request::GetZonefiles { hashes } => Response::Zonefiles {
+                Request::GetZonefiles { hashes, .. } => Response::Zonefiles {
                     zonefiles: hashes
                         .iter()
                         .map(|h| Bytes::from(format!("forged {h}\n")))
                         .collect(),
                     missing: vec![],
                 },
-                Request::Push { .. } => Response::PushAck { accepted: 0 },
+                Request::Push { .. } => Response::PushAck {
+                    accepted: 0,
+                    prune: false,
+                },
             };
             let b = s.behaviour_mut();
             let target = match p {
@@ -361,6 +365,7 @@ async fn oversized_and_malformed_frames_are_refused_and_the_node_keeps_serving()
     // be a neighbour, so the answer is "busy" (only neighbours fetch).
     let req = atlas::net::wire::encode_request(&Request::GetZonefiles {
         hashes: vec![files[0].0, Hash160([9; 20])],
+        graft: false,
     });
     let mut framed = Vec::new();
     write_frame(&mut framed, &req).await.unwrap();

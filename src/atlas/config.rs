@@ -33,8 +33,20 @@ pub struct CoreConfig {
     pub push: bool,
     /// A file we were pushed is pushed on to at most this many neighbours
     /// that lack it (uploads go to all of them); the rest learn of it from
-    /// our inventory delta and pull it. Bounds duplicate copies.
+    /// our inventory delta and pull it. Ignored with `push_tree`.
     pub push_fanout: usize,
+    /// Experimental (off): push along a spanning tree of the overlay kept
+    /// by pruning links that bring duplicates and grafting links whose
+    /// announcements beat the tree (epidemic broadcast trees); other links
+    /// carry announcements only.
+    pub push_tree: bool,
+    /// A file announced by a neighbour's delta is first awaited this long
+    /// from the push tree; then it is pulled from the announcer, whose link
+    /// joins the tree (a graft). Shorter repairs faster and costs copies.
+    pub graft_delay_ms: u64,
+    /// Neighbours named in one peer-exchange answer: a uniform sample of
+    /// this many (with the degree) is all the walk needs.
+    pub exchange_sample: usize,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub peer_table_capacity: usize,
@@ -68,6 +80,9 @@ impl Default for CoreConfig {
             deltas: true,
             push: true,
             push_fanout: 2,
+            push_tree: false,
+            graft_delay_ms: 250,
+            exchange_sample: 8,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 120_000,
             peer_table_capacity: 4096,
@@ -132,6 +147,10 @@ impl CoreConfig {
         check(
             self.inventory_resync_ms >= 1_000 && self.heartbeat_ms >= 1_000,
             "inventory_resync_ms and heartbeat_ms must be at least 1000",
+        )?;
+        check(
+            (2..=128).contains(&self.exchange_sample),
+            "exchange_sample must be between 2 and 128",
         )?;
         check(
             self.neighbor_rotation_ms == 0 || self.neighbor_rotation_ms >= 1_000,

@@ -21,13 +21,14 @@ impl Core {
         match request {
             Request::PeerExchange { listen_addrs, .. } => {
                 self.peers.learn(peer, listen_addrs, now);
-                let peers = self.exchange_list(now);
+                let (peers, degree) = self.exchange_list(now);
                 self.respond(
                     peer,
                     id,
                     Response::Peers {
                         view: self.view(),
                         peers,
+                        degree,
                     },
                 );
             }
@@ -46,10 +47,10 @@ impl Core {
                 );
             }
             Request::InventoryDelta { added, .. } => {
-                self.apply_delta(peer, &added);
+                self.apply_delta(peer, &added, Some(now));
                 self.respond(peer, id, Response::Ack);
             }
-            Request::GetZonefiles { mut hashes } => {
+            Request::GetZonefiles { mut hashes, graft } => {
                 if hashes.len() > self.cfg.batch_max_hashes.max(100) {
                     self.penalize(now, peer, Penalty::Malformed);
                     hashes.truncate(100);
@@ -58,13 +59,33 @@ impl Core {
                     self.respond(peer, id, Response::Busy);
                     return;
                 }
+                if graft {
+                    self.set_eager(peer, true);
+                }
                 self.actions
                     .push_back(Action::ServeZonefiles { peer, id, hashes });
             }
             Request::Push { zonefiles, .. } => {
-                let accepted = self.on_push(now, peer, zonefiles);
-                self.respond(peer, id, Response::PushAck { accepted });
+                let (accepted, duplicates) = self.on_push(now, peer, zonefiles);
+                // Only copies we already had: this link closes a cycle of the
+                // push tree. Both ends stop pushing on it and announce instead.
+                let prune = self.cfg.push_tree && accepted == 0 && duplicates > 0;
+                if prune && self.set_eager(peer, false) {
+                    self.stats.prunes += 1;
+                }
+                self.respond(peer, id, Response::PushAck { accepted, prune });
             }
+        }
+    }
+
+    /// Puts a neighbour on the push tree or takes it off; true if that changed anything.
+    pub(super) fn set_eager(&mut self, peer: PeerId, eager: bool) -> bool {
+        match self.neighbors.get_mut(&peer) {
+            Some(n) if n.eager != eager => {
+                n.eager = eager;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -91,12 +112,12 @@ impl Core {
         }
         self.peers.record(&peer, true, now);
         match (o.what, response) {
-            (Pending::Walk, Response::Peers { peers, .. }) => {
+            (Pending::Walk, Response::Peers { peers, degree, .. }) => {
                 let ids = peers.iter().map(|r| r.peer).collect();
                 for r in peers {
                     self.peers.learn(r.peer, r.addrs, now);
                 }
-                self.on_walk_reply(now, peer, ids);
+                self.on_walk_reply(now, peer, ids, degree);
             }
             (Pending::Inventory, Response::Inventory { inventory, .. }) => {
                 self.set_inventory(peer, inventory);
@@ -104,6 +125,9 @@ impl Core {
             (Pending::Fetch(hashes), Response::Zonefiles { zonefiles, missing }) => {
                 let latency = now.saturating_duration_since(o.sent);
                 self.on_fetched(now, peer, hashes, zonefiles, missing, latency);
+            }
+            (Pending::Other, Response::PushAck { prune: true, .. }) => {
+                self.set_eager(peer, false);
             }
             (Pending::Other, Response::Ack | Response::PushAck { .. }) => {}
             (what @ (Pending::Inventory | Pending::Fetch(_)), Response::Busy) => {

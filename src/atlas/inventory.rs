@@ -134,6 +134,35 @@ impl RangeSet {
         self.ranges.iter().flat_map(|&(a, b)| a..b)
     }
 
+    /// `self` minus `other`, range by range (one pass over both lists).
+    pub fn difference(&self, other: &RangeSet) -> RangeSet {
+        let mut out = Vec::new();
+        let mut j = 0;
+        for &(start, end) in &self.ranges {
+            let mut from = start;
+            while j < other.ranges.len() && other.ranges[j].1 <= from {
+                j += 1;
+            }
+            let mut k = j;
+            while from < end {
+                match other.ranges.get(k) {
+                    Some(&(os, oe)) if os < end => {
+                        if os > from {
+                            out.push((from, os));
+                        }
+                        from = from.max(oe);
+                        k += 1;
+                    }
+                    _ => {
+                        out.push((from, end));
+                        break;
+                    }
+                }
+            }
+        }
+        RangeSet { ranges: out }
+    }
+
     /// Indices in `self` and not in `other` that are below `below`, highest
     /// first. Walks both range lists once, so a peer that holds much of what
     /// we already have costs a few steps, not one per index.
@@ -324,6 +353,11 @@ mod tests {
             let mut want: Vec<u64> = a.difference(&b).copied().filter(|x| *x < below).collect();
             want.reverse();
             prop_assert_eq!(sa.difference_rev(&sb, below).collect::<Vec<_>>(), want);
+            let whole = sa.difference(&sb);
+            prop_assert_eq!(whole.iter().collect::<Vec<_>>(), a.difference(&b).copied().collect::<Vec<_>>());
+            for w in whole.ranges().windows(2) {
+                prop_assert!(w[0].1 < w[1].0, "ranges must be disjoint and non-adjacent");
+            }
         }
 
         #[test]

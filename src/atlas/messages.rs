@@ -57,16 +57,14 @@ pub enum Request {
     },
     /// "Send me your whole inventory." Asking it also makes the caller the
     /// callee's neighbour.
-    Inventory {
-        view: ChainView,
-    },
+    Inventory { view: ChainView },
     /// Indices the sender gained since it last said.
-    InventoryDelta {
-        view: ChainView,
-        added: RangeSet,
-    },
+    InventoryDelta { view: ChainView, added: RangeSet },
     GetZonefiles {
         hashes: Vec<Hash160>,
+        /// The caller learned of these files from our announcement after the
+        /// push tree failed to bring them: from now on push to it eagerly.
+        graft: bool,
     },
     /// Newly received zone files, sent unasked to neighbours that lack them.
     Push {
@@ -77,9 +75,12 @@ pub enum Request {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
+    /// A random sample of the callee's neighbours and how many it has: the
+    /// walk needs the degree and one or two uniform picks, not the whole list.
     Peers {
         view: ChainView,
         peers: Vec<PeerRecord>,
+        degree: u32,
     },
     Inventory {
         view: ChainView,
@@ -92,8 +93,11 @@ pub enum Response {
         zonefiles: Vec<Bytes>,
         missing: Vec<Hash160>,
     },
+    /// `prune`: every file was one the callee already had, so this link
+    /// is redundant in the push tree; both sides announce on it instead.
     PushAck {
         accepted: u32,
+        prune: bool,
     },
     /// "Not from me": the callee has no room for another neighbour, or the
     /// caller is not one of its neighbours. Only neighbours fetch, so a seed

@@ -246,6 +246,12 @@ pub struct Stats {
     pub refused_busy: u64,
     /// Requests that got no answer, by [`Failure`] (in `Failure::ALL` order).
     pub request_failures: [u64; 5],
+    /// Zone files that arrived in pushes (new or not).
+    pub pushes_received: u64,
+    /// Links we took out of the push tree (a push brought only duplicates).
+    pub prunes: u64,
+    /// Links we put into the push tree (a file announced there and not pushed).
+    pub grafts: u64,
 }
 
 impl Stats {
@@ -257,6 +263,10 @@ impl Stats {
 #[derive(Debug)]
 struct Neighbor {
     outbound: bool,
+    /// On the push tree: new files go to it whole. Otherwise it only hears
+    /// of them through our inventory deltas (and pulls them if its tree
+    /// link fails). Every link starts eager; duplicates prune it.
+    eager: bool,
     /// `None` until the first full inventory arrives.
     inventory: Option<RangeSet>,
     inflight_fetches: usize,
@@ -306,6 +316,10 @@ pub struct Core {
     present: RangeSet,
     /// Verified files handed to the store and not yet confirmed.
     storing: Hash160Set,
+    /// Missing positions a neighbour announced live and the push tree has
+    /// not delivered: fetching one is a graft, and the file, once here, goes
+    /// on down the tree like a pushed one.
+    grafts: HashSet<u64>,
 
     peers: PeerTable,
     connected: HashSet<PeerId>,
@@ -351,6 +365,7 @@ impl Core {
             whitelist: Announced::default(),
             present: RangeSet::new(),
             storing: Hash160Set::default(),
+            grafts: HashSet::new(),
             peers,
             connected: HashSet::new(),
             neighbors: HashMap::new(),

@@ -47,9 +47,10 @@ impl Core {
         }
     }
 
-    /// The neighbour list we report in peer exchange: our neighbours, or when
-    /// we have none yet, some known peers so that a young network can grow.
-    pub(super) fn exchange_list(&mut self, now: Instant) -> Vec<PeerRecord> {
+    /// What we report in peer exchange: a uniform sample of our neighbours
+    /// (or, while we have none, of some known peers, so that a young network
+    /// can grow) and how many there are.
+    pub(super) fn exchange_list(&mut self, now: Instant) -> (Vec<PeerRecord>, u32) {
         let mut ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
         ids.sort();
         if ids.is_empty() {
@@ -58,12 +59,16 @@ impl Core {
             known.truncate(self.cfg.neighbors);
             ids = known;
         }
-        ids.into_iter()
+        let degree = ids.len() as u32;
+        let (sample, _) = ids.partial_shuffle(&mut self.rng, self.cfg.exchange_sample);
+        let records = sample
+            .iter()
             .filter_map(|p| {
-                let addrs = self.peers.addrs(&p);
-                (!addrs.is_empty()).then_some(PeerRecord { peer: p, addrs })
+                let addrs = self.peers.addrs(p);
+                (!addrs.is_empty()).then_some(PeerRecord { peer: *p, addrs })
             })
-            .collect()
+            .collect();
+        (records, degree)
     }
 
     pub(super) fn walk_step(&mut self, now: Instant) {
@@ -92,12 +97,9 @@ impl Core {
     /// reached us.
     fn query_walk_target(&mut self, now: Instant, target: PeerId) {
         if target == self.local {
-            let ids = self
-                .exchange_list(now)
-                .into_iter()
-                .map(|r| r.peer)
-                .collect();
-            self.on_walk_reply(now, target, ids);
+            let (records, degree) = self.exchange_list(now);
+            let ids = records.into_iter().map(|r| r.peer).collect();
+            self.on_walk_reply(now, target, ids, degree);
             return;
         }
         let backing_off = !self.connected.contains(&target)
@@ -113,9 +115,18 @@ impl Core {
         self.send(now, target, request, Pending::Walk);
     }
 
-    pub(super) fn on_walk_reply(&mut self, now: Instant, from: PeerId, ids: Vec<PeerId>) {
+    pub(super) fn on_walk_reply(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        ids: Vec<PeerId>,
+        degree: u32,
+    ) {
         self.stats.walk_steps += 1;
-        match self.walker.on_reply(&mut self.rng, from, ids) {
+        match self
+            .walker
+            .on_reply(&mut self.rng, from, ids, degree as usize)
+        {
             Some(sample) => {
                 self.observations.push(Observation::WalkSample(sample));
                 self.consider_neighbor(now, sample)
@@ -177,6 +188,7 @@ impl Core {
             peer,
             Neighbor {
                 outbound,
+                eager: true,
                 inventory: None,
                 inflight_fetches: 0,
                 window: self.cfg.max_inflight_per_peer,

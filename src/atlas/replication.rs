@@ -88,7 +88,15 @@ impl Core {
     }
 
     /// A neighbour gained `added`; small deltas are applied index by index.
-    pub(super) fn apply_delta(&mut self, peer: PeerId, added: &RangeSet) {
+    /// `announced` is set when the neighbour told us so itself (a live
+    /// announcement): a file we lack and nobody else offered is then first
+    /// awaited from the push tree for `graft_delay_ms`.
+    pub(super) fn apply_delta(
+        &mut self,
+        peer: PeerId,
+        added: &RangeSet,
+        announced: Option<Instant>,
+    ) {
         let Some(mut inv) = self
             .neighbors
             .get_mut(&peer)
@@ -107,11 +115,22 @@ impl Core {
                 }
                 // A hash announced more than once counts once per neighbour.
                 if let Some(p) = self.missing_position(idx)
-                    && let Some(newest) = self.sched.newest(p)
-                    && !holds(&inv, &self.whitelist, p, newest)
+                    && let Some(m) = self.sched.get(p).copied()
+                    && !holds(&inv, &self.whitelist, p, self.sched.newest(p).unwrap_or(p))
                 {
                     self.sched.adjust_holders(p, 1);
                     self.sched_dirty = true;
+                    if let Some(now) = announced
+                        && self.cfg.push
+                        && self.cfg.push_tree
+                        && self.cfg.graft_delay_ms > 0
+                        && m.holders == 0
+                        && m.attempts == 0
+                    {
+                        self.sched
+                            .defer(p, now + CoreConfig::ms(self.cfg.graft_delay_ms));
+                        self.grafts.insert(p);
+                    }
                 }
                 inv.insert(idx);
             }
@@ -172,12 +191,22 @@ impl Core {
                 if batch.is_empty() {
                     continue;
                 }
+                let graft = batch.iter().any(|h| {
+                    self.whitelist
+                        .first(h)
+                        .is_some_and(|p| self.grafts.contains(&p))
+                });
                 if let Some(n) = self.neighbors.get_mut(peer) {
                     n.inflight_fetches += 1;
+                    if graft && !n.eager {
+                        n.eager = true;
+                        self.stats.grafts += 1;
+                    }
                 }
                 self.stats.fetch_requests += 1;
                 let request = Request::GetZonefiles {
                     hashes: batch.clone(),
+                    graft,
                 };
                 self.send(now, *peer, request, Pending::Fetch(batch));
                 progress = true;
@@ -299,14 +328,16 @@ impl Core {
         }
     }
 
-    /// Zone files a neighbour pushed to us. Returns how many were new to us.
-    pub(super) fn on_push(&mut self, now: Instant, peer: PeerId, files: Vec<Bytes>) -> u32 {
-        let mut accepted = 0;
+    /// Zone files a neighbour pushed to us. Returns how many were new to us
+    /// and how many we already had.
+    pub(super) fn on_push(&mut self, now: Instant, peer: PeerId, files: Vec<Bytes>) -> (u32, u32) {
+        let (mut accepted, mut duplicates) = (0, 0);
         for bytes in files {
             if bytes.is_empty() || bytes.len() > MAX_ZONEFILE_BYTES {
                 self.penalize(now, peer, Penalty::Malformed);
                 continue;
             }
+            self.stats.pushes_received += 1;
             let hash = Hash160::of(&bytes);
             let gained: RangeSet = self.whitelist.positions(&hash).collect();
             if gained.is_empty() {
@@ -317,19 +348,23 @@ impl Core {
                 });
                 continue;
             }
-            self.apply_delta(peer, &gained);
+            self.apply_delta(peer, &gained, None);
             if self.has(&hash) || !self.storing.insert(hash) {
                 self.stats.duplicates_received += 1;
+                duplicates += 1;
                 continue;
             }
             accepted += 1;
+            if let Some(p) = self.whitelist.first(&hash) {
+                self.sched.storing(p);
+            }
             self.actions.push_back(Action::Store {
                 hash,
                 bytes,
                 origin: Origin::Pushed(peer),
             });
         }
-        accepted
+        (accepted, duplicates)
     }
 
     pub(super) fn on_stored(&mut self, now: Instant, hash: Hash160, bytes: Bytes, origin: Origin) {
@@ -338,6 +373,7 @@ impl Core {
         let Some(first) = gained.iter().next() else {
             return; // Rolled back while it was being written.
         };
+        let grafted = self.grafts.remove(&first) && matches!(origin, Origin::Fetched(_));
         let already = self.present.contains(first);
         self.sched.remove(first);
         if already {
@@ -352,19 +388,25 @@ impl Core {
         if self.cfg.deltas && self.delta_due.is_none() {
             self.delta_due = Some(now + CoreConfig::ms(self.cfg.delta_flush_ms));
         }
-        let fresh = matches!(origin, Origin::Local | Origin::Inbox | Origin::Pushed(_));
+        // New files travel down the push tree; files pulled while catching
+        // up do not (their neighbours are catching up on the same files),
+        // except a graft's, which stands in for the push that did not come.
+        let fresh = grafted || matches!(origin, Origin::Local | Origin::Inbox | Origin::Pushed(_));
         if !(self.cfg.push && fresh) {
             return;
         }
-        // Files we pulled are not pushed on: during a bootstrap that would flood
-        // neighbours that are fetching the same files themselves. A neighbour
-        // whose whitelist is behind ours still gets the push: it keeps the file
-        // in its pending inbox until the announcement reaches it.
+        // With the push tree, a file goes to tree (eager) links only; without
+        // it, an upload goes to every neighbour and a pushed file to
+        // `push_fanout` random ones.
+        let tree = self.cfg.push_tree;
+        // A neighbour whose whitelist is behind ours still gets the push: it
+        // keeps the file in its pending inbox until the announcement reaches it.
         let mut targets: Vec<PeerId> = self
             .neighbors
             .iter()
             .filter(|(p, n)| {
-                Some(**p) != origin.peer()
+                (n.eager || !tree)
+                    && Some(**p) != origin.peer()
                     && n.inventory
                         .as_ref()
                         .is_some_and(|inv| !gained.iter().any(|i| inv.contains(i)))
@@ -372,12 +414,12 @@ impl Core {
             .map(|(p, _)| *p)
             .collect();
         targets.sort();
-        if matches!(origin, Origin::Pushed(_)) {
+        if !tree && matches!(origin, Origin::Pushed(_)) {
             targets.shuffle(&mut self.rng);
             targets.truncate(self.cfg.push_fanout);
         }
         for &peer in &targets {
-            self.apply_delta(peer, &gained);
+            self.apply_delta(peer, &gained, None);
             let request = Request::Push {
                 view: self.view(),
                 zonefiles: vec![bytes.clone()],
@@ -395,17 +437,21 @@ impl Core {
             return;
         }
         let added = std::mem::take(&mut self.delta);
-        let mut targets: Vec<PeerId> = self
+        let mut targets: Vec<(PeerId, RangeSet)> = self
             .neighbors
             .iter()
-            .filter(|(_, n)| n.inventory.is_some())
-            .map(|(p, _)| *p)
+            .filter_map(|(p, n)| {
+                // What the neighbour pushed us, announced to us, or got
+                // pushed by us, it has: announcing it back is waste.
+                let news = added.difference(n.inventory.as_ref()?);
+                (!news.is_empty()).then_some((*p, news))
+            })
             .collect();
-        targets.sort();
-        for peer in targets {
+        targets.sort_by_key(|(p, _)| *p);
+        for (peer, news) in targets {
             let request = Request::InventoryDelta {
                 view: self.view(),
-                added: added.clone(),
+                added: news,
             };
             self.send(now, peer, request, Pending::Other);
         }
@@ -466,6 +512,7 @@ impl Core {
         }
         self.whitelist.truncate(to);
         self.present.truncate(to);
+        self.grafts.retain(|p| *p < to);
         self.delta.truncate(to);
         let wl = &self.whitelist;
         self.sched

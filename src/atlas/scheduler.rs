@@ -282,6 +282,37 @@ impl Scheduler {
         });
     }
 
+    /// The file is on its way to the store (it came in a push or a reply):
+    /// fetching it again meanwhile would only bring a duplicate.
+    pub fn storing(&mut self, position: u64) {
+        let Ok(position) = u32::try_from(position) else {
+            return;
+        };
+        self.update(position, |m| {
+            m.state = FetchState::InFlight;
+            None
+        });
+    }
+
+    /// Holds an idle entry back until `until` without counting an attempt:
+    /// a file just announced by a neighbour is given time to arrive by push.
+    pub fn defer(&mut self, position: u64, until: Instant) {
+        let Ok(position) = u32::try_from(position) else {
+            return;
+        };
+        if self
+            .missing
+            .get(&position)
+            .is_none_or(|m| m.state != FetchState::Idle)
+        {
+            return;
+        }
+        self.update(position, |m| {
+            m.state = FetchState::Backoff;
+            Some(until)
+        });
+    }
+
     /// A fetch ended without fault (e.g. the reply was trimmed): ask again at once.
     pub fn release(&mut self, position: u64) {
         let Ok(position) = u32::try_from(position) else {

@@ -1,7 +1,10 @@
 //! Metropolis-Hastings random walk with delayed acceptance (MHRW-DA).
 //!
-//! The walk moves over the graph that peer-exchange replies describe: a peer's
-//! degree is the length of the neighbour list it returns. Plain MH makes the
+//! The walk moves over the graph that peer-exchange replies describe: a peer
+//! answers with its degree and a uniform sample of its neighbours (a uniform
+//! pick from a uniform sample is a uniform neighbour, and the sample minus
+//! that pick is a uniform sample of the rest, which is all the delayed
+//! acceptance step needs). Plain MH makes the
 //! walk's samples uniform over nodes; delayed acceptance lowers their variance
 //! by avoiding backtracks. The second-stage rule is the paper's *product*
 //! `min{1, min{1, d_cur/d_alt}^2 * max{1, d_prev/d_cur}^2}`, not the original
@@ -22,15 +25,22 @@ enum Pending {
     /// The proposal would backtrack to `back`; we asked `alt` instead.
     Alt {
         back: PeerId,
-        back_neighbors: Vec<PeerId>,
+        back_neighbors: Sample,
         alt: PeerId,
     },
+}
+
+/// What a peer said of its neighbours: some of them, and how many there are.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    peers: Vec<PeerId>,
+    degree: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct Walker {
     prev: Option<(PeerId, usize)>,
-    cur: Option<(PeerId, Vec<PeerId>)>,
+    cur: Option<(PeerId, Sample)>,
     pending: Pending,
     /// Steps that restarted the walk from a random known peer.
     pub restarts: u64,
@@ -57,7 +67,7 @@ impl Walker {
     /// Whether the next step starts over from a known peer (so the caller
     /// must supply the list to start from).
     pub fn needs_start(&self) -> bool {
-        !matches!(&self.cur, Some((_, nb)) if !nb.is_empty())
+        !matches!(&self.cur, Some((_, nb)) if !nb.peers.is_empty())
     }
 
     /// Whom to ask for a neighbour list next; `None` while a reply is awaited
@@ -67,8 +77,8 @@ impl Walker {
             return None;
         }
         let target = match &self.cur {
-            Some((_, nb)) if !nb.is_empty() => {
-                let n = *nb.choose(rng)?;
+            Some((_, nb)) if !nb.peers.is_empty() => {
+                let n = *nb.peers.choose(rng)?;
                 self.pending = Pending::Next(n);
                 n
             }
@@ -83,27 +93,34 @@ impl Walker {
         Some(target)
     }
 
-    /// Digests a neighbour list from `from`. Returns the walk's position after
-    /// the step when the step completed (a stay counts as a sample again).
+    /// Digests a sample of `from`'s neighbours and its degree. Returns the
+    /// walk's position after the step when the step completed (a stay counts
+    /// as a sample again).
     pub fn on_reply<R: Rng>(
         &mut self,
         rng: &mut R,
         from: PeerId,
         mut neighbors: Vec<PeerId>,
+        degree: usize,
     ) -> Option<PeerId> {
         neighbors.sort();
         neighbors.dedup();
+        let degree = degree.max(neighbors.len());
+        let neighbors = Sample {
+            peers: neighbors,
+            degree,
+        };
         match std::mem::take(&mut self.pending) {
             Pending::Start(p) if p == from => {
                 self.prev = None;
                 // A peer with no neighbours is alive and a valid sample, but a dead end.
-                self.cur = (!neighbors.is_empty()).then_some((p, neighbors));
+                self.cur = (!neighbors.peers.is_empty()).then_some((p, neighbors));
                 Some(p)
             }
             Pending::Next(n) if n == from => {
                 let (c, cur_nb) = self.cur.take()?;
-                let d_cur = cur_nb.len();
-                let d_next = neighbors.len();
+                let d_cur = cur_nb.degree;
+                let d_next = neighbors.degree;
                 if d_next == 0 {
                     self.restart();
                     return None;
@@ -111,7 +128,8 @@ impl Walker {
                 let accept = (d_cur as f64 / d_next as f64).min(1.0);
                 if rng.random::<f64>() < accept {
                     let backtrack = self.prev.is_some_and(|(p, _)| p == n);
-                    let alts: Vec<PeerId> = cur_nb.iter().copied().filter(|x| *x != n).collect();
+                    let alts: Vec<PeerId> =
+                        cur_nb.peers.iter().copied().filter(|x| *x != n).collect();
                     if backtrack && !alts.is_empty() {
                         let alt = *alts.choose(rng)?;
                         self.cur = Some((c, cur_nb));
@@ -136,9 +154,9 @@ impl Walker {
                 alt,
             } if alt == from => {
                 let (c, cur_nb) = self.cur.take()?;
-                let d_cur = cur_nb.len() as f64;
+                let d_cur = cur_nb.degree as f64;
                 let d_prev = self.prev.map_or(d_cur, |(_, d)| d as f64);
-                let d_alt = neighbors.len() as f64;
+                let d_alt = neighbors.degree as f64;
                 let accept = if d_alt == 0.0 {
                     0.0
                 } else {
@@ -146,7 +164,7 @@ impl Walker {
                     let b = (d_prev / d_cur).max(1.0);
                     (a * a * b * b).min(1.0)
                 };
-                self.prev = Some((c, cur_nb.len()));
+                self.prev = Some((c, cur_nb.degree));
                 if rng.random::<f64>() < accept {
                     self.cur = Some((alt, neighbors));
                     Some(alt)
@@ -246,7 +264,7 @@ mod tests {
                 Some(p) => p,
                 None => walker.next_query(&mut rng, &ids).expect("a target"),
             };
-            if let Some(s) = walker.on_reply(&mut rng, q, adj[&q].clone()) {
+            if let Some(s) = walker.on_reply(&mut rng, q, adj[&q].clone(), adj[&q].len()) {
                 steps += 1;
                 if steps.is_multiple_of(25) {
                     *counts.entry(s).or_default() += 1;
@@ -277,6 +295,35 @@ mod tests {
     }
 
     #[test]
+    fn mhrw_da_stays_uniform_when_peers_answer_with_a_sample_and_their_degree() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let n = 30;
+        let (ids, adj) = irregular_graph(n, &mut rng);
+        let mut walker = Walker::new();
+        let mut counts: HashMap<PeerId, u64> = HashMap::new();
+        let (mut samples, mut steps) = (0u64, 0u64);
+        while samples < 20_000 {
+            let q = match walker.awaiting() {
+                Some(p) => p,
+                None => walker.next_query(&mut rng, &ids).expect("a target"),
+            };
+            let sample: Vec<PeerId> = adj[&q].choose_multiple(&mut rng, 3).copied().collect();
+            if let Some(s) = walker.on_reply(&mut rng, q, sample, adj[&q].len()) {
+                steps += 1;
+                if steps.is_multiple_of(25) {
+                    *counts.entry(s).or_default() += 1;
+                    samples += 1;
+                }
+            }
+        }
+        let chi = chi_square(&counts, n);
+        assert!(
+            chi < 58.3,
+            "visit counts are not uniform: chi-square {chi:.1}"
+        );
+    }
+
+    #[test]
     fn dead_end_and_failure_restart_the_walk() {
         let mut rng = StdRng::seed_from_u64(1);
         let a = PeerId::random();
@@ -284,14 +331,14 @@ mod tests {
         let mut w = Walker::new();
         assert_eq!(w.next_query(&mut rng, &[a]), Some(a));
         assert_eq!(w.next_query(&mut rng, &[a]), None, "one query at a time");
-        assert_eq!(w.on_reply(&mut rng, a, vec![b]), Some(a));
+        assert_eq!(w.on_reply(&mut rng, a, vec![b], 1), Some(a));
         assert_eq!(w.next_query(&mut rng, &[a]), Some(b));
         w.on_failure(b);
         assert_eq!(w.restarts, 1);
         assert_eq!(w.current(), None);
         assert_eq!(w.next_query(&mut rng, &[a]), Some(a));
         // A stale reply from b changes nothing.
-        assert_eq!(w.on_reply(&mut rng, b, vec![a]), None);
+        assert_eq!(w.on_reply(&mut rng, b, vec![a], 1), None);
         assert_eq!(w.awaiting(), Some(a));
     }
 }

@@ -89,6 +89,8 @@ pub struct PeerExchangeResponse {
     pub view: Option<PbChainView>,
     #[prost(message, repeated, tag = "2")]
     pub peers: Vec<PbPeerRecord>,
+    #[prost(uint32, tag = "3")]
+    pub degree: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -118,6 +120,8 @@ pub struct InventoryResponse {
 pub struct GetZonefilesRequest {
     #[prost(bytes = "vec", repeated, tag = "1")]
     pub hashes: Vec<Vec<u8>>,
+    #[prost(bool, tag = "2")]
+    pub graft: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -142,6 +146,8 @@ pub struct PushRequest {
 pub struct PushResponse {
     #[prost(uint32, tag = "1")]
     pub accepted: u32,
+    #[prost(bool, tag = "2")]
+    pub prune: bool,
 }
 
 fn view_to(v: &ChainView) -> Option<PbChainView> {
@@ -212,8 +218,9 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             added: added.encode(),
         }
         .encode_to_vec(),
-        Request::GetZonefiles { hashes } => GetZonefilesRequest {
+        Request::GetZonefiles { hashes, graft } => GetZonefilesRequest {
             hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+            graft: *graft,
         }
         .encode_to_vec(),
         Request::Push { view, zonefiles } => PushRequest {
@@ -228,7 +235,9 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
 /// computed without copying payloads (the simulator's accounting).
 pub fn request_len(req: &Request) -> usize {
     let body = match req {
-        Request::GetZonefiles { hashes } => hashes.len() * (2 + 20),
+        Request::GetZonefiles { hashes, graft } => {
+            hashes.len() * (2 + 20) + 2 * usize::from(*graft)
+        }
         Request::Push { view, zonefiles } => {
             PushRequest {
                 view: view_to(view),
@@ -295,6 +304,7 @@ pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireE
             }
             Request::GetZonefiles {
                 hashes: hashes_from(m.hashes)?,
+                graft: m.graft,
             }
         }
         Protocol::Push => {
@@ -309,7 +319,11 @@ pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireE
 
 pub fn encode_response(resp: &Response) -> Vec<u8> {
     match resp {
-        Response::Peers { view, peers } => PeerExchangeResponse {
+        Response::Peers {
+            view,
+            peers,
+            degree,
+        } => PeerExchangeResponse {
             view: view_to(view),
             peers: peers
                 .iter()
@@ -318,6 +332,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
                     addrs: addrs_to(&r.addrs),
                 })
                 .collect(),
+            degree: *degree,
         }
         .encode_to_vec(),
         Response::Inventory { view, inventory } => InventoryResponse {
@@ -348,8 +363,9 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             busy: false,
         }
         .encode_to_vec(),
-        Response::PushAck { accepted } => PushResponse {
+        Response::PushAck { accepted, prune } => PushResponse {
             accepted: *accepted,
+            prune: *prune,
         }
         .encode_to_vec(),
     }
@@ -374,10 +390,13 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
                         addrs: addrs_from(r.addrs)?,
                     })
                 })
-                .collect::<Result<_, WireError>>()?;
+                .collect::<Result<Vec<_>, WireError>>()?;
+            // A sample cannot be larger than what it samples; 0 is "the sample is all".
+            let degree = m.degree.max(peers.len() as u32);
             Response::Peers {
                 view: view_from(m.view)?,
                 peers,
+                degree,
             }
         }
         Protocol::Inventory => {
@@ -404,149 +423,15 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
                 }
             }
         }
-        Protocol::Push => Response::PushAck {
-            accepted: PushResponse::decode(bytes)?.accepted,
-        },
+        Protocol::Push => {
+            let m = PushResponse::decode(bytes)?;
+            Response::PushAck {
+                accepted: m.accepted,
+                prune: m.prune,
+            }
+        }
     })
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn computed_lengths_match_the_encodings() {
-        use crate::atlas::inventory::RangeSet;
-        let view = ChainView {
-            length: 7,
-            tip: [3; 20],
-        };
-        let files = vec![
-            Bytes::from_static(b"$ORIGIN a.id\n"),
-            Bytes::from(vec![b'x'; 300]),
-        ];
-        let h = Hash160([9; 20]);
-        let requests = [
-            Request::PeerExchange {
-                view,
-                listen_addrs: vec!["/ip4/1.2.3.4/tcp/6264".parse().unwrap()],
-            },
-            Request::Inventory { view },
-            Request::InventoryDelta {
-                view,
-                added: RangeSet::full(40),
-            },
-            Request::GetZonefiles { hashes: vec![h; 3] },
-            Request::Push {
-                view,
-                zonefiles: files.clone(),
-            },
-        ];
-        for r in &requests {
-            let body = encode_request(r).len();
-            assert_eq!(
-                request_len(r),
-                body + prost::encoding::encoded_len_varint(body as u64),
-                "{r:?}"
-            );
-        }
-        let responses = [
-            Response::Zonefiles {
-                zonefiles: files,
-                missing: vec![h; 2],
-            },
-            Response::Ack,
-            Response::PushAck { accepted: 3 },
-            Response::Busy,
-        ];
-        for r in &responses {
-            let body = encode_response(r).len();
-            assert_eq!(
-                response_len(r),
-                body + prost::encoding::encoded_len_varint(body as u64),
-                "{r:?}"
-            );
-        }
-    }
-
-    use super::*;
-
-    #[test]
-    fn requests_round_trip() {
-        let view = ChainView {
-            length: 42,
-            tip: [7; 20],
-        };
-        let reqs = vec![
-            Request::PeerExchange {
-                view,
-                listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
-            },
-            Request::Inventory { view },
-            Request::InventoryDelta {
-                view,
-                added: RangeSet::full(9),
-            },
-            Request::GetZonefiles {
-                hashes: vec![Hash160([1; 20])],
-            },
-            Request::Push {
-                view,
-                zonefiles: vec![Bytes::from_static(b"$ORIGIN x\n")],
-            },
-        ];
-        for r in reqs {
-            let back = decode_request(r.protocol(), &encode_request(&r)).unwrap();
-            assert_eq!(back, r);
-        }
-    }
-
-    #[test]
-    fn responses_round_trip() {
-        let view = ChainView::default();
-        let cases = vec![
-            (
-                Protocol::Peers,
-                Response::Peers {
-                    view,
-                    peers: vec![PeerRecord {
-                        peer: PeerId::random(),
-                        addrs: vec![],
-                    }],
-                },
-            ),
-            (
-                Protocol::Inventory,
-                Response::Inventory {
-                    view,
-                    inventory: RangeSet::full(3),
-                },
-            ),
-            (Protocol::Inventory, Response::Ack),
-            (
-                Protocol::Zonefiles,
-                Response::Zonefiles {
-                    zonefiles: vec![Bytes::from_static(b"z")],
-                    missing: vec![Hash160([2; 20])],
-                },
-            ),
-            (Protocol::Push, Response::PushAck { accepted: 3 }),
-            (Protocol::Inventory, Response::Busy),
-            (Protocol::Zonefiles, Response::Busy),
-        ];
-        for (p, r) in cases {
-            assert_eq!(decode_response(p, &encode_response(&r)).unwrap(), r);
-        }
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        for p in Protocol::ALL {
-            assert!(decode_request(p, &[0xff, 0xff, 0xff]).is_err());
-            assert!(decode_response(p, &[0x0a, 0x05, 1]).is_err());
-        }
-        let bad_hash = GetZonefilesRequest {
-            hashes: vec![vec![1, 2, 3]],
-        }
-        .encode_to_vec();
-        assert!(decode_request(Protocol::Zonefiles, &bad_hash).is_err());
-    }
-}
+mod tests;

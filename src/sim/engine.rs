@@ -520,9 +520,10 @@ impl Sim {
             return;
         }
         if self.nodes[b as usize].role == Role::Sybil
-            && let Response::Peers { peers, .. } = &mut response
+            && let Response::Peers { peers, degree, .. } = &mut response
         {
             *peers = self.sybil_records();
+            *degree = peers.len() as u32;
         }
         let size = wire::response_len(&response);
         // An answer that would arrive after the asker gave up is not sent:

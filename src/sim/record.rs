@@ -59,7 +59,11 @@ pub struct Record {
     present_pairs: u64,
     holders: Vec<u32>,
     announced_at: Vec<Option<u64>>,
+    /// When a user first handed the file to some node.
+    published_at: Vec<Option<u64>>,
     reached: Vec<[Option<u64>; 3]>,
+    /// (node, file) pairs stored while the run went on, the initial holdings aside.
+    pub acquired: u64,
     not_full: std::collections::BTreeSet<u32>,
     bytes: [u64; 5],
     msgs: [u64; 5],
@@ -105,6 +109,13 @@ pub struct Summary {
     /// Seconds from announcement until every live node held the file.
     pub propagation_p50_s: Option<f64>,
     pub propagation_p99_s: Option<f64>,
+    /// Seconds from the moment a file could spread (announced, and handed
+    /// to some node) until every live node held it.
+    pub publish_to_all_p50_s: Option<f64>,
+    pub publish_to_all_p99_s: Option<f64>,
+    /// Zone-file payloads received (pushed or fetched, duplicates included)
+    /// per file a node stored during the run.
+    pub copies_per_stored_file: Option<f64>,
     /// The same to 99% of live nodes (under churn, "all" rarely holds).
     pub reach99_p50_s: Option<f64>,
     pub reach99_p99_s: Option<f64>,
@@ -178,7 +189,9 @@ impl Record {
             present_pairs: 0,
             holders: Vec::new(),
             announced_at: Vec::new(),
+            published_at: Vec::new(),
             reached: Vec::new(),
+            acquired: 0,
             not_full: Default::default(),
             bytes: [0; 5],
             msgs: [0; 5],
@@ -203,7 +216,12 @@ impl Record {
     pub fn set_files(&mut self, total: usize, _initial: usize) {
         self.holders = vec![0; total];
         self.announced_at = vec![None; total];
+        self.published_at = vec![None; total];
         self.reached = vec![[None; 3]; total];
+    }
+
+    pub fn publish(&mut self, file: u32, now: u64) {
+        self.published_at[file as usize].get_or_insert(now);
     }
 
     pub fn announce(&mut self, file: u32, now: u64) {
@@ -274,6 +292,7 @@ impl Record {
 
     /// A counted node stored `file`.
     pub fn stored(&mut self, file: u32, now: u64) {
+        self.acquired += 1;
         self.holders[file as usize] += 1;
         if self.announced_at[file as usize].is_some() {
             self.present_pairs += 1;
@@ -409,6 +428,16 @@ impl Record {
         };
         let times = times_to(2);
         let times99 = times_to(1);
+        let mut from_publish: Vec<f64> = pool
+            .iter()
+            .filter_map(|&f| {
+                let start = self.announced_at[f]?.max(self.published_at[f]?);
+                Some(s(self.reached[f][2]?.saturating_sub(start)))
+            })
+            .collect();
+        from_publish.sort_by(f64::total_cmp);
+        let copies = self.core_stats.get("files_fetched").copied().unwrap_or(0)
+            + self.core_stats.get("pushes_received").copied().unwrap_or(0);
         let total_bytes: u64 = self.bytes.iter().sum();
         let recovered: Vec<f64> = self
             .losses
@@ -432,6 +461,10 @@ impl Record {
             min_coverage_after_first_full: self.min_coverage_after_full,
             propagation_p50_s: percentile(&times, 0.5),
             propagation_p99_s: percentile(&times, 0.99),
+            publish_to_all_p50_s: percentile(&from_publish, 0.5),
+            publish_to_all_p99_s: percentile(&from_publish, 0.99),
+            copies_per_stored_file: (self.acquired > 0)
+                .then(|| copies as f64 / self.acquired as f64),
             reach99_p50_s: percentile(&times99, 0.5),
             reach99_p99_s: percentile(&times99, 0.99),
             propagation_files: pool.len(),

@@ -286,6 +286,8 @@ impl Sim {
             return;
         }
         let (hash, bytes) = self.files[file as usize].clone();
+        let now = self.now;
+        self.record.publish(file, now);
         if self.nodes[n as usize].core.is_whitelisted(&hash) {
             self.store(n, file);
             self.feed(
@@ -519,6 +521,9 @@ impl Sim {
             totals.fetch_failures += st.fetch_failures;
             totals.walk_steps += st.walk_steps;
             totals.refused_busy += st.refused_busy;
+            totals.pushes_received += st.pushes_received;
+            totals.prunes += st.prunes;
+            totals.grafts += st.grafts;
         }
         self.record.core_stats = [
             ("duplicates_received", totals.duplicates_received),
@@ -528,6 +533,9 @@ impl Sim {
             ("fetch_failures", totals.fetch_failures),
             ("walk_steps", totals.walk_steps),
             ("refused_busy", totals.refused_busy),
+            ("pushes_received", totals.pushes_received),
+            ("prunes", totals.prunes),
+            ("grafts", totals.grafts),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -24,6 +24,7 @@ fn a_full_node_says_busy_and_the_asker_looks_elsewhere() {
             InboundId(101),
             Request::GetZonefiles {
                 hashes: vec![files[0].0],
+                graft: false,
             },
         ),
     ] {
@@ -58,6 +59,7 @@ fn a_full_node_says_busy_and_the_asker_looks_elsewhere() {
             id: InboundId(102),
             request: Request::GetZonefiles {
                 hashes: vec![files[0].0],
+                graft: false,
             },
         },
     );
@@ -127,6 +129,7 @@ fn the_original_profile_serves_anyone() {
             id: InboundId(2),
             request: Request::GetZonefiles {
                 hashes: vec![files[0].0],
+                graft: false,
             },
         },
     );
