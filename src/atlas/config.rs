@@ -75,14 +75,14 @@ impl Default for CoreConfig {
             walk_fast_ms: 200,
             walk_slow_ms: 30_000,
             inventory_resync_ms: 600_000,
-            heartbeat_ms: 60_000,
+            heartbeat_ms: 120_000,
             delta_flush_ms: 50,
             deltas: true,
             push: true,
-            push_fanout: 2,
+            push_fanout: 1,
             push_tree: false,
             graft_delay_ms: 250,
-            exchange_sample: 8,
+            exchange_sample: 4,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 120_000,
             peer_table_capacity: 4096,
@@ -105,6 +105,8 @@ impl CoreConfig {
             deltas: false,
             push: false,
             neighbors_only: false,
+            // The original answered a peer exchange with its whole list.
+            exchange_sample: 128,
             ..CoreConfig::default()
         }
     }
