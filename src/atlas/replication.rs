@@ -116,7 +116,7 @@ impl Core {
                 // A hash announced more than once counts once per neighbour.
                 if let Some(p) = self.missing_position(idx)
                     && let Some(m) = self.sched.get(p).copied()
-                    && !holds(&inv, &self.whitelist, p, self.sched.newest(p).unwrap_or(p))
+                    && !holds(&inv, &self.whitelist, p, m.newest())
                 {
                     self.sched.adjust_holders(p, 1);
                     self.sched_dirty = true;
@@ -191,11 +191,13 @@ impl Core {
                 if batch.is_empty() {
                     continue;
                 }
-                let graft = batch.iter().any(|h| {
-                    self.whitelist
-                        .first(h)
-                        .is_some_and(|p| self.grafts.contains(&p))
-                });
+                // Nothing awaits the tree unless `push_tree` is on: skip the lookups.
+                let graft = !self.grafts.is_empty()
+                    && batch.iter().any(|h| {
+                        self.whitelist
+                            .first(h)
+                            .is_some_and(|p| self.grafts.contains(&p))
+                    });
                 if let Some(n) = self.neighbors.get_mut(peer) {
                     n.inflight_fetches += 1;
                     if graft && !n.eager {

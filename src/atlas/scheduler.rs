@@ -34,6 +34,13 @@ pub struct Missing {
     pub state: FetchState,
 }
 
+impl Missing {
+    /// The newest position announcing this hash.
+    pub fn newest(&self) -> u64 {
+        u64::from(self.newest)
+    }
+}
+
 /// Positions are small sequential integers: a multiplicative mix is enough
 /// to spread them over hashbrown's buckets (it needs the high bits to vary).
 #[derive(Default)]
@@ -113,7 +120,7 @@ impl Scheduler {
     }
 
     pub fn newest(&self, position: u64) -> Option<u64> {
-        self.get(position).map(|m| u64::from(m.newest))
+        self.get(position).map(Missing::newest)
     }
 
     /// Entries that are waiting and fetchable now, in the order they will be asked for.
@@ -285,13 +292,7 @@ impl Scheduler {
     /// The file is on its way to the store (it came in a push or a reply):
     /// fetching it again meanwhile would only bring a duplicate.
     pub fn storing(&mut self, position: u64) {
-        let Ok(position) = u32::try_from(position) else {
-            return;
-        };
-        self.update(position, |m| {
-            m.state = FetchState::InFlight;
-            None
-        });
+        self.set_state(position, FetchState::InFlight);
     }
 
     /// Holds an idle entry back until `until` without counting an attempt:
@@ -315,11 +316,17 @@ impl Scheduler {
 
     /// A fetch ended without fault (e.g. the reply was trimmed): ask again at once.
     pub fn release(&mut self, position: u64) {
+        self.set_state(position, FetchState::Idle);
+    }
+
+    /// Moves an entry to `Idle` or `InFlight` (leaving any backoff).
+    fn set_state(&mut self, position: u64, state: FetchState) {
+        debug_assert_ne!(state, FetchState::Backoff, "a backoff needs a deadline");
         let Ok(position) = u32::try_from(position) else {
             return;
         };
         self.update(position, |m| {
-            m.state = FetchState::Idle;
+            m.state = state;
             None
         });
     }

@@ -59,17 +59,8 @@ impl Harness {
                 dialed_addr: None,
             },
         );
-        let id = InboundId(self.next_inbound);
-        self.next_inbound += 1;
         let view = self.view();
-        self.core.handle(
-            self.now,
-            Event::Request {
-                peer,
-                id,
-                request: Request::Inventory { view },
-            },
-        );
+        self.request(peer, Request::Inventory { view });
         let acts = self.actions();
         let req = acts
             .iter()
@@ -91,6 +82,15 @@ impl Harness {
                 response: Response::Inventory { view, inventory },
             },
         );
+    }
+
+    /// `peer` sends us `request`; returns the id our answer must carry.
+    fn request(&mut self, peer: PeerId, request: Request) -> InboundId {
+        let id = InboundId(self.next_inbound);
+        self.next_inbound += 1;
+        self.core
+            .handle(self.now, Event::Request { peer, id, request });
+        id
     }
 
     fn advance(&mut self, d: Duration) {

@@ -245,6 +245,35 @@ mod tests {
         observed_sq + (n - counts.len()) as f64 * expected
     }
 
+    /// Visits of 20,000 samples of an MHRW-DA walk, every 25th step (thinned
+    /// so consecutive samples are close to independent); `reply` is what the
+    /// peer asked answers: some neighbours and its degree.
+    fn mhrw_visits(
+        rng: &mut StdRng,
+        ids: &[PeerId],
+        mut reply: impl FnMut(&mut StdRng, PeerId) -> (Vec<PeerId>, usize),
+    ) -> HashMap<PeerId, u64> {
+        let mut walker = Walker::new();
+        let mut counts: HashMap<PeerId, u64> = HashMap::new();
+        let (mut samples, mut steps) = (0u64, 0u64);
+        while samples < 20_000 {
+            // After a delayed-acceptance proposal the walker already awaits the alternative.
+            let q = match walker.awaiting() {
+                Some(p) => p,
+                None => walker.next_query(rng, ids).expect("a target"),
+            };
+            let (neighbors, degree) = reply(rng, q);
+            if let Some(s) = walker.on_reply(rng, q, neighbors, degree) {
+                steps += 1;
+                if steps.is_multiple_of(25) {
+                    *counts.entry(s).or_default() += 1;
+                    samples += 1;
+                }
+            }
+        }
+        counts
+    }
+
     #[test]
     fn mhrw_da_samples_nodes_uniformly_on_an_irregular_graph() {
         let mut rng = StdRng::seed_from_u64(7);
@@ -253,25 +282,7 @@ mod tests {
         let degrees: Vec<usize> = ids.iter().map(|p| adj[p].len()).collect();
         assert!(degrees.iter().max() > Some(&(3 * degrees.iter().min().unwrap())));
 
-        let mut walker = Walker::new();
-        let mut counts: HashMap<PeerId, u64> = HashMap::new();
-        let mut samples = 0u64;
-        let mut steps = 0u64;
-        // Thin the chain so consecutive samples are close to independent.
-        while samples < 20_000 {
-            // After a delayed-acceptance proposal the walker already awaits the alternative.
-            let q = match walker.awaiting() {
-                Some(p) => p,
-                None => walker.next_query(&mut rng, &ids).expect("a target"),
-            };
-            if let Some(s) = walker.on_reply(&mut rng, q, adj[&q].clone(), adj[&q].len()) {
-                steps += 1;
-                if steps.is_multiple_of(25) {
-                    *counts.entry(s).or_default() += 1;
-                    samples += 1;
-                }
-            }
-        }
+        let counts = mhrw_visits(&mut rng, &ids, |_, q| (adj[&q].clone(), adj[&q].len()));
         let chi = chi_square(&counts, n);
         // 99.9th percentile of chi-square with 29 degrees of freedom is 58.3.
         assert!(
@@ -299,23 +310,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         let n = 30;
         let (ids, adj) = irregular_graph(n, &mut rng);
-        let mut walker = Walker::new();
-        let mut counts: HashMap<PeerId, u64> = HashMap::new();
-        let (mut samples, mut steps) = (0u64, 0u64);
-        while samples < 20_000 {
-            let q = match walker.awaiting() {
-                Some(p) => p,
-                None => walker.next_query(&mut rng, &ids).expect("a target"),
-            };
-            let sample: Vec<PeerId> = adj[&q].choose_multiple(&mut rng, 3).copied().collect();
-            if let Some(s) = walker.on_reply(&mut rng, q, sample, adj[&q].len()) {
-                steps += 1;
-                if steps.is_multiple_of(25) {
-                    *counts.entry(s).or_default() += 1;
-                    samples += 1;
-                }
-            }
-        }
+        let counts = mhrw_visits(&mut rng, &ids, |rng, q| {
+            let sample = adj[&q].choose_multiple(rng, 3).copied().collect();
+            (sample, adj[&q].len())
+        });
         let chi = chi_square(&counts, n);
         assert!(
             chi < 58.3,

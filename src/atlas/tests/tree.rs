@@ -39,38 +39,24 @@ fn settle(h: &mut Harness) -> Vec<Action> {
     }
 }
 
+fn push(h: &Harness, bytes: &Bytes) -> Request {
+    Request::Push {
+        view: h.view(),
+        zonefiles: vec![bytes.clone()],
+    }
+}
+
 fn push_from(h: &mut Harness, peer: PeerId, bytes: &Bytes) -> Vec<Action> {
-    let id = InboundId(1000 + h.next_inbound);
-    h.next_inbound += 1;
-    let view = h.view();
-    h.core.handle(
-        h.now,
-        Event::Request {
-            peer,
-            id,
-            request: Request::Push {
-                view,
-                zonefiles: vec![bytes.clone()],
-            },
-        },
-    );
+    let request = push(h, bytes);
+    h.request(peer, request);
     settle(h)
 }
 
 fn announce_from(h: &mut Harness, peer: PeerId, index: u64) -> Vec<Action> {
-    let id = InboundId(1000 + h.next_inbound);
-    h.next_inbound += 1;
-    let view = h.view();
     let mut added = RangeSet::new();
     added.insert(index);
-    h.core.handle(
-        h.now,
-        Event::Request {
-            peer,
-            id,
-            request: Request::InventoryDelta { view, added },
-        },
-    );
+    let view = h.view();
+    h.request(peer, Request::InventoryDelta { view, added });
     settle(h)
 }
 
@@ -107,19 +93,8 @@ fn a_pushed_file_is_not_fetched_again_while_it_is_stored() {
     let b = PeerId::random();
     h.add_neighbor(b, RangeSet::new());
     h.actions();
-    let id = InboundId(77);
-    let view = h.view();
-    h.core.handle(
-        h.now,
-        Event::Request {
-            peer: b,
-            id,
-            request: Request::Push {
-                view,
-                zonefiles: vec![files[0].1.clone()],
-            },
-        },
-    );
+    let request = push(&h, &files[0].1);
+    h.request(b, request);
     // The store has not confirmed yet (a redb commit is under way).
     let acts = h.actions();
     assert!(acts.iter().any(|a| matches!(a, Action::Store { .. })));
