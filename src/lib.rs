@@ -6,6 +6,7 @@ pub mod atlas;
 pub mod chain;
 pub mod config;
 pub mod devnet;
+pub mod metrics;
 pub mod net;
 pub mod sim;
 pub mod store;

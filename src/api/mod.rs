@@ -1,7 +1,6 @@
 //! HTTP surfaces of a node: the REST API and Prometheus metrics.
 
 pub mod client;
-pub mod metrics;
 mod server;
 
 pub use server::ApiLimits;

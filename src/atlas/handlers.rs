@@ -1,10 +1,40 @@
 //! Dispatch of inbound requests, responses and failures.
 
+use bytes::Bytes;
 use libp2p::PeerId;
 
 use super::messages::{Request, Response};
 use super::time::Instant;
 use super::{Action, Core, Failure, InboundId, Outstanding, Penalty, Pending, RequestId};
+use crate::zonefile::Hash160;
+
+/// Zone-file bytes one answer carries at most: a batch larger than this is
+/// answered in part, and the asker asks again for the rest.
+pub const SERVE_BUDGET_BYTES: usize = 1 << 20;
+
+/// What an answer to `GetZonefiles` carries: the files we hold, in the order
+/// asked, leaving out any that would take it past `budget` (the first file
+/// always fits), and the hashes we do not hold. `read` is the driver's store.
+pub fn serve_within_budget<E>(
+    hashes: &[Hash160],
+    budget: usize,
+    mut read: impl FnMut(&Hash160) -> Result<Option<Bytes>, E>,
+) -> Result<(Vec<Bytes>, Vec<Hash160>), E> {
+    let (mut found, mut missing, mut used) = (Vec::new(), Vec::new(), 0usize);
+    for h in hashes {
+        match read(h)? {
+            Some(b) => {
+                if used + b.len() > budget && !found.is_empty() {
+                    continue;
+                }
+                used += b.len();
+                found.push(b);
+            }
+            None => missing.push(*h),
+        }
+    }
+    Ok((found, missing))
+}
 
 /// How long a peer that said it has no room for us is left out of our walks.
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -62,8 +92,12 @@ impl Core {
                 if graft {
                     self.set_eager(peer, true);
                 }
-                self.actions
-                    .push_back(Action::ServeZonefiles { peer, id, hashes });
+                self.actions.push_back(Action::ServeZonefiles {
+                    peer,
+                    id,
+                    hashes,
+                    budget: SERVE_BUDGET_BYTES,
+                });
             }
             Request::Push { zonefiles, .. } => {
                 let (accepted, duplicates) = self.on_push(now, peer, zonefiles);

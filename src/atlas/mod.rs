@@ -14,7 +14,10 @@
 mod announced;
 mod config;
 mod handlers;
+pub mod inbox;
+mod intake;
 pub mod inventory;
+mod io;
 pub mod messages;
 mod overlay;
 pub mod peers;
@@ -29,11 +32,9 @@ mod tests;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde::Serialize;
 
 use crate::zonefile::{Hash160, Hash160Set};
 use announced::Announced;
@@ -46,219 +47,11 @@ use scheduler::Scheduler;
 pub use time::Instant;
 use walker::Walker;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
-
-/// Names an inbound request so the driver can route the response back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InboundId(pub u64);
-
-/// Where a stored zone file came from; decides whether it is pushed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    /// Uploaded to this node's API.
-    Local,
-    /// Uploaded earlier, kept in the pending inbox until its hash was announced.
-    Inbox,
-    /// Fetched from a peer on our request.
-    Fetched(PeerId),
-    /// Pushed to us by a peer.
-    Pushed(PeerId),
-}
-
-impl Origin {
-    pub fn label(self) -> &'static str {
-        match self {
-            Origin::Local => "local",
-            Origin::Inbox => "inbox",
-            Origin::Fetched(_) => "fetched",
-            Origin::Pushed(_) => "pushed",
-        }
-    }
-
-    fn peer(self) -> Option<PeerId> {
-        match self {
-            Origin::Fetched(p) | Origin::Pushed(p) => Some(p),
-            _ => None,
-        }
-    }
-}
-
-/// Why an outbound request got no answer. Only `Malformed` says the peer
-/// misbehaved; the others happen to honest peers under load, behind a
-/// firewall, or while restarting, so they lower its health, never its score.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Failure {
-    /// No connection could be made.
-    Unreachable,
-    /// The connection closed before the answer came.
-    Closed,
-    /// No answer within the request timeout.
-    Timeout,
-    /// The peer dropped or reset the stream: it is at capacity.
-    Refused,
-    /// The answer did not decode.
-    Malformed,
-}
-
-impl Failure {
-    pub const ALL: [Failure; 5] = [
-        Failure::Unreachable,
-        Failure::Closed,
-        Failure::Timeout,
-        Failure::Refused,
-        Failure::Malformed,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Failure::Unreachable => "unreachable",
-            Failure::Closed => "closed",
-            Failure::Timeout => "timeout",
-            Failure::Refused => "refused",
-            Failure::Malformed => "malformed",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub enum Event {
-    PeerConnected {
-        peer: PeerId,
-        /// The address we dialed, when we dialed; inbound remote ports are ephemeral.
-        dialed_addr: Option<Multiaddr>,
-    },
-    PeerDisconnected {
-        peer: PeerId,
-    },
-    /// Listen addresses a peer reported about itself (identify).
-    PeerAddresses {
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-    },
-    Request {
-        peer: PeerId,
-        id: InboundId,
-        request: Request,
-    },
-    Response {
-        peer: PeerId,
-        id: RequestId,
-        response: Response,
-    },
-    RequestFailed {
-        peer: PeerId,
-        id: RequestId,
-        reason: Failure,
-    },
-    /// The peer sent something undecodable; the driver already dropped it.
-    Malformed {
-        peer: PeerId,
-    },
-    /// Whitelist entries `from_index..` in chain order. A `from_index` below
-    /// our length first rolls back to it.
-    WhitelistGrew {
-        from_index: u64,
-        hashes: Vec<Hash160>,
-    },
-    WhitelistRolledBack {
-        to_index: u64,
-    },
-    ZonefileStored {
-        hash: Hash160,
-        bytes: Bytes,
-        origin: Origin,
-    },
-    StoreFailed {
-        hash: Hash160,
-    },
-    /// The store no longer holds the file (it was found corrupt on disk and
-    /// dropped): fetch it again.
-    ZonefileLost {
-        hash: Hash160,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Send a request; `addrs` are our known addresses for the peer, so the
-    /// driver can dial even after libp2p forgot them.
-    Send {
-        peer: PeerId,
-        id: RequestId,
-        request: Request,
-        addrs: Vec<Multiaddr>,
-    },
-    Respond {
-        peer: PeerId,
-        id: InboundId,
-        response: Response,
-    },
-    /// Answer a `GetZonefiles` request from the store: the core does not hold bytes.
-    ServeZonefiles {
-        peer: PeerId,
-        id: InboundId,
-        hashes: Vec<Hash160>,
-    },
-    Disconnect {
-        peer: PeerId,
-    },
-    /// Persist a zone file whose hash was verified against the whitelist, then
-    /// report `ZonefileStored` (or `StoreFailed`).
-    Store {
-        hash: Hash160,
-        bytes: Bytes,
-        origin: Origin,
-    },
-    /// A pushed zone file whose hash we have not seen announced yet: keep it in
-    /// the pending inbox in case our whitelist is behind the sender's.
-    Stash {
-        hash: Hash160,
-        bytes: Bytes,
-        from: PeerId,
-    },
-    Penalize {
-        peer: PeerId,
-        reason: Penalty,
-        banned: bool,
-    },
-}
-
-/// Measurements the driver turns into histograms.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Observation {
-    FetchLatency(Duration),
-    PushFanout(u32),
-    /// Where a walk step landed (a sample of the MHRW-DA walk).
-    WalkSample(PeerId),
-}
-
-/// Counters kept by the core; the driver exports them as metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub duplicates_received: u64,
-    pub files_pushed: u64,
-    pub files_fetched: u64,
-    pub fetch_requests: u64,
-    pub fetch_failures: u64,
-    pub walk_steps: u64,
-    /// Inventory or fetch requests a peer refused as busy (no room for us).
-    pub refused_busy: u64,
-    /// Requests that got no answer, by [`Failure`] (in `Failure::ALL` order).
-    pub request_failures: [u64; 5],
-    /// Zone files that arrived in pushes (new or not).
-    pub pushes_received: u64,
-    /// Links we took out of the push tree (a push brought only duplicates).
-    pub prunes: u64,
-    /// Links we put into the push tree (a file announced there and not pushed).
-    pub grafts: u64,
-}
-
-impl Stats {
-    pub fn failures(&self, reason: Failure) -> u64 {
-        self.request_failures[reason as usize]
-    }
-}
+pub use handlers::{SERVE_BUDGET_BYTES, serve_within_budget};
+pub use intake::Upload;
+pub use io::{
+    Action, CoreStatus, Event, Failure, InboundId, Observation, Origin, RequestId, Stats,
+};
 
 #[derive(Debug)]
 struct Neighbor {
@@ -294,18 +87,6 @@ struct Outstanding {
     deadline: Instant,
 }
 
-/// A snapshot for status pages.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct CoreStatus {
-    pub announced: u64,
-    pub present: u64,
-    pub missing: u64,
-    pub neighbors: usize,
-    pub outbound_neighbors: usize,
-    pub peers_known: usize,
-    pub connected: usize,
-}
-
 pub struct Core {
     cfg: CoreConfig,
     local: PeerId,
@@ -339,6 +120,12 @@ pub struct Core {
     next_rotation: Instant,
     /// The next walk sample replaces an outbound neighbour.
     rotate_due: bool,
+
+    /// Seeds configured as addresses only.
+    bare_seeds: Vec<Multiaddr>,
+    /// Since when we have had no connection at all.
+    alone_since: Option<Instant>,
+    next_redial: Instant,
 
     actions: VecDeque<Action>,
     observations: Vec<Observation>,
@@ -381,6 +168,9 @@ impl Core {
             next_housekeeping: Instant::ZERO,
             next_rotation: Instant::ZERO,
             rotate_due: false,
+            bare_seeds: Vec::new(),
+            alone_since: None,
+            next_redial: Instant::ZERO,
             actions: VecDeque::new(),
             observations: Vec::new(),
             stats: Stats::default(),
@@ -404,20 +194,24 @@ impl Core {
         self.peers.pin(peer, addrs, now);
     }
 
+    /// A seed known by its address only (no `/p2p/` part): dialed now, and
+    /// again whenever we are alone; the driver calls `add_seed` once it
+    /// answers and its peer id is known.
+    pub fn add_seed_addr(&mut self, addr: Multiaddr) {
+        self.actions.push_back(Action::Dial {
+            peer: None,
+            addrs: vec![addr.clone()],
+        });
+        self.bare_seeds.push(addr);
+    }
+
+    pub fn is_bare_seed(&self, addr: &Multiaddr) -> bool {
+        self.bare_seeds.contains(addr)
+    }
+
     /// A peer remembered from an earlier run.
     pub fn add_known_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, now: Instant) {
         self.peers.learn(peer, addrs, now);
-    }
-
-    /// Marks hashes the store already holds (at start-up), without pushing or
-    /// announcing them: neighbours learn them from our full inventory.
-    pub fn restore_present(&mut self, held: impl IntoIterator<Item = Hash160>) {
-        for h in held {
-            for i in self.whitelist.positions(&h) {
-                self.present.insert(i);
-                self.sched.remove(i);
-            }
-        }
     }
 
     pub fn view(&self) -> ChainView {
@@ -515,19 +309,19 @@ impl Core {
                 }
             }
             Event::Malformed { peer } => self.penalize(now, peer, Penalty::Malformed),
-            Event::WhitelistGrew { from_index, hashes } => {
-                self.on_whitelist_grew(now, from_index, hashes)
-            }
+            Event::WhitelistGrew {
+                from_index,
+                hashes,
+                held,
+                pending,
+            } => self.on_whitelist_grew(now, from_index, hashes, &held, pending),
             Event::WhitelistRolledBack { to_index } => self.on_rollback(to_index),
             Event::ZonefileStored {
                 hash,
                 bytes,
                 origin,
             } => self.on_stored(now, hash, bytes, origin),
-            Event::StoreFailed { hash } => {
-                self.storing.remove(&hash);
-                self.fetch_failed(hash, now);
-            }
+            Event::StoreFailed { hash } => self.on_store_failed(hash, now),
             Event::ZonefileLost { hash } => self.on_zonefile_lost(hash),
         }
         self.fill_pipelines(now);

@@ -9,6 +9,10 @@ use super::messages::{PeerRecord, Request};
 use super::time::Instant;
 use super::{Action, Core, CoreConfig, Neighbor, Observation, Pending};
 
+/// How long a node with no connection waits before dialing its seeds again,
+/// and between attempts after that.
+const SEED_REDIAL: Duration = Duration::from_secs(10);
+
 impl Core {
     pub(super) fn outbound_count(&self) -> usize {
         self.neighbors.values().filter(|n| n.outbound).count()
@@ -229,7 +233,44 @@ impl Core {
     }
 
     /// Once a second: heartbeats, periodic full resyncs, peer-table upkeep.
+    /// Alone for `SEED_REDIAL` or longer: dial every seed again, named or
+    /// bare, every `SEED_REDIAL`. The walk cannot help a node that knows no
+    /// one who answers, and a bare seed (an address with no peer id) is not
+    /// in the peer table at all.
+    fn redial_seeds_if_alone(&mut self, now: Instant) {
+        if !self.connected.is_empty() {
+            self.alone_since = None;
+            return;
+        }
+        let since = *self.alone_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < SEED_REDIAL || now < self.next_redial {
+            return;
+        }
+        self.next_redial = now + SEED_REDIAL;
+        let mut pinned: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| e.pinned)
+            .map(|(p, _)| *p)
+            .collect();
+        pinned.sort();
+        for peer in pinned {
+            let addrs = self.peers.addrs(&peer);
+            self.actions.push_back(Action::Dial {
+                peer: Some(peer),
+                addrs,
+            });
+        }
+        for addr in &self.bare_seeds {
+            self.actions.push_back(Action::Dial {
+                peer: None,
+                addrs: vec![addr.clone()],
+            });
+        }
+    }
+
     pub(super) fn housekeeping(&mut self, now: Instant) {
+        self.redial_seeds_if_alone(now);
         if self.cfg.neighbor_rotation_ms > 0 && now >= self.next_rotation {
             self.next_rotation = now + CoreConfig::ms(self.cfg.neighbor_rotation_ms);
             if self.outbound_count() >= self.cfg.neighbors && now > Instant::ZERO {

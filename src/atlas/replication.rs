@@ -30,7 +30,7 @@ fn holds(inv: &RangeSet, whitelist: &Announced, position: u64, newest: u64) -> b
 
 impl Core {
     /// How many neighbours advertise any position of the hash at `position`.
-    fn holders_of(&self, position: u64, newest: u64) -> u32 {
+    pub(super) fn holders_of(&self, position: u64, newest: u64) -> u32 {
         self.neighbors
             .values()
             .filter_map(|n| n.inventory.as_ref())
@@ -459,38 +459,6 @@ impl Core {
         }
     }
 
-    pub(super) fn on_whitelist_grew(&mut self, now: Instant, from: u64, hashes: Vec<Hash160>) {
-        let len = self.whitelist.len();
-        if from < len {
-            self.on_rollback(from);
-        } else if from > len {
-            tracing::warn!(from, len, "whitelist update leaves a gap; ignored");
-            return;
-        }
-        self.whitelist.reserve(hashes.len());
-        for hash in hashes {
-            let first = self.whitelist.first(&hash);
-            let Some(idx) = self.whitelist.push(hash) else {
-                tracing::error!("whitelist has no room for more positions; announcement ignored");
-                break;
-            };
-            let first = first.unwrap_or(idx);
-            if self.present.contains(first) {
-                self.present.insert(idx);
-                if self.cfg.deltas {
-                    self.delta.insert(idx);
-                }
-            } else if !self.storing.contains(&hash) {
-                let holders = self.holders_of(first, idx);
-                self.sched.add(first, idx, holders);
-            }
-        }
-        if self.cfg.deltas && !self.delta.is_empty() && self.delta_due.is_none() {
-            self.delta_due = Some(now + CoreConfig::ms(self.cfg.delta_flush_ms));
-        }
-        self.sched_dirty = true;
-    }
-
     pub(super) fn on_zonefile_lost(&mut self, hash: Hash160) {
         let mut positions: Vec<u64> = self.whitelist.positions(&hash).collect();
         positions.sort_unstable();
@@ -506,18 +474,5 @@ impl Core {
         let holders = self.holders_of(first, newest);
         self.sched.add(first, newest, holders);
         self.sched_dirty = true;
-    }
-
-    pub(super) fn on_rollback(&mut self, to: u64) {
-        if to >= self.whitelist.len() {
-            return;
-        }
-        self.whitelist.truncate(to);
-        self.present.truncate(to);
-        self.grafts.retain(|p| *p < to);
-        self.delta.truncate(to);
-        let wl = &self.whitelist;
-        self.sched
-            .truncate(to, |p| wl.get(p).and_then(|h| wl.newest(&h)).unwrap_or(p));
     }
 }

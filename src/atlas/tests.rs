@@ -11,6 +11,7 @@ use super::*;
 use crate::zonefile::Hash160;
 
 mod failures;
+mod intake;
 mod serving;
 mod tree;
 
@@ -33,6 +34,8 @@ impl Harness {
             Event::WhitelistGrew {
                 from_index: 0,
                 hashes: files.iter().map(|(h, _)| *h).collect(),
+                held: vec![],
+                pending: vec![],
             },
         );
         Harness {
@@ -433,6 +436,8 @@ fn same_seed_same_actions() {
             Event::WhitelistGrew {
                 from_index: 0,
                 hashes: files.iter().map(|f| f.0).collect(),
+                held: vec![],
+                pending: vec![],
             },
         );
         let mut out = Vec::new();

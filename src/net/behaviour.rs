@@ -10,8 +10,8 @@ use libp2p::{StreamProtocol, connection_limits, identify, identity, ping, reques
 use super::codec::AtlasCodec;
 use super::ip_limits::PendingPerIp;
 use super::wire;
-use crate::api::metrics::Metrics;
 use crate::atlas::Protocol;
+use crate::metrics::Metrics;
 
 pub const AGENT: &str = concat!("atlas/", env!("CARGO_PKG_VERSION"));
 pub const IDENTIFY_PROTOCOL: &str = "/atlas/id/1.0.0";

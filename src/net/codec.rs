@@ -10,8 +10,8 @@ use libp2p::StreamProtocol;
 use libp2p::request_response;
 
 use super::wire;
-use crate::api::metrics::Metrics;
 use crate::atlas::{Protocol, Request, Response};
+use crate::metrics::Metrics;
 
 /// An inbound request that could not be read. libp2p does not report codec
 /// errors on inbound streams to the behaviour, so the codec hands the

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Swarm, identify};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
@@ -18,18 +19,15 @@ mod upkeep;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::InboundRequest;
-use super::node::{Command, NodeConfig, NodeStatus, PutError, PutOutcome};
-use crate::api::metrics::{Metrics, OriginLabel, ReasonLabel};
+use super::handle::{Command, NodeStatus, PutError, PutOutcome};
 use crate::atlas::{
     Action, Core, Event, Failure, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
-    RequestId, Response,
+    RequestId, Response, Upload,
 };
+use crate::metrics::{Metrics, OriginLabel, ReasonLabel};
 use crate::store::{Store, StoreError};
 use crate::whitelist::{ChainStatus, WhitelistUpdate};
 use crate::zonefile::Hash160;
-
-/// Replies to peers carry at most this many bytes of zone files.
-const SERVE_BUDGET: usize = 1 << 20;
 
 pub(super) struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -46,7 +44,6 @@ pub(super) struct EventLoop {
     next_inbound: u64,
     penalties: u64,
     has_external: bool,
-    bare_seeds: Vec<libp2p::Multiaddr>,
     /// Seeds whose last dial failed, logged once until they answer.
     seeds_down: std::collections::HashSet<String>,
     progress: Progress,
@@ -65,7 +62,7 @@ impl EventLoop {
         metrics: Arc<Metrics>,
         p2p_metrics: libp2p::metrics::Metrics,
         status: watch::Sender<NodeStatus>,
-        cfg: &NodeConfig,
+        has_external: bool,
     ) -> Self {
         let present = core.status().present;
         EventLoop {
@@ -81,8 +78,7 @@ impl EventLoop {
             inbound: HashMap::new(),
             next_inbound: 0,
             penalties: 0,
-            has_external: !cfg.external.is_empty(),
-            bare_seeds: cfg.bare_seeds.clone(),
+            has_external,
             seeds_down: Default::default(),
             progress: Progress {
                 last_at: TokioInstant::now(),
@@ -104,7 +100,8 @@ impl EventLoop {
         mut commands: mpsc::Receiver<Command>,
         mut whitelist: mpsc::Receiver<WhitelistUpdate>,
     ) {
-        self.dial_bare_seeds();
+        // What the core queued at start-up (promoted inbox files) comes first.
+        self.drain_actions();
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         let mut whitelist_open = true;
         loop {
@@ -185,7 +182,7 @@ impl EventLoop {
                 });
                 self.seed_reached(peer_id, dialed_addr.as_ref());
                 if let Some(a) = &dialed_addr
-                    && self.bare_seeds.contains(a)
+                    && self.core.is_bare_seed(a)
                 {
                     tracing::info!(peer = %peer_id, "seed {a} answered");
                     let now = self.now();
@@ -294,15 +291,17 @@ impl EventLoop {
 
     fn put(&mut self, bytes: Bytes, source: &str) -> Result<PutOutcome, PutError> {
         let hash = Hash160::of(&bytes);
-        if !self.core.is_whitelisted(&hash) {
-            self.store.stash_pending(&hash, &bytes, source)?;
-            return Ok(PutOutcome::Pending { hash });
+        match self.core.upload_decision(&hash) {
+            Upload::Stash => {
+                self.store.stash_pending(&hash, &bytes, source)?;
+                Ok(PutOutcome::Pending { hash })
+            }
+            Upload::AlreadyHeld => Ok(PutOutcome::Stored { hash, new: false }),
+            Upload::Store => {
+                self.commit(vec![(hash, bytes, Origin::Local)])?;
+                Ok(PutOutcome::Stored { hash, new: true })
+            }
         }
-        if self.core.has(&hash) {
-            return Ok(PutOutcome::Stored { hash, new: false });
-        }
-        self.commit(vec![(hash, bytes, Origin::Local)])?;
-        Ok(PutOutcome::Stored { hash, new: true })
     }
 
     fn on_whitelist(&mut self, update: WhitelistUpdate) {
@@ -313,30 +312,22 @@ impl EventLoop {
                     return;
                 }
                 tracing::info!(from_index, count = hashes.len(), "whitelist grew");
+                // Files already on disk (from before a rollback) count at once,
+                // and uploads that waited for these announcements are stored.
+                let held = self.store.held_among(&hashes).unwrap_or_else(|e| {
+                    tracing::error!("reading held zone files: {e}");
+                    Vec::new()
+                });
+                let pending = self.store.pending_among(&hashes).unwrap_or_else(|e| {
+                    tracing::error!("reading pending inbox: {e}");
+                    Vec::new()
+                });
                 self.feed(Event::WhitelistGrew {
                     from_index,
-                    hashes: hashes.clone(),
+                    hashes,
+                    held,
+                    pending,
                 });
-                // Files already on disk (from before a rollback) count at once.
-                let held: Vec<Hash160> = hashes
-                    .iter()
-                    .filter(|h| !self.core.has(h))
-                    .filter(|h| matches!(self.store.has_zonefile(h), Ok(true)))
-                    .copied()
-                    .collect();
-                self.core.restore_present(held);
-                // Uploads that were waiting for these announcements.
-                match self.store.take_pending(&hashes) {
-                    Ok(promoted) if !promoted.is_empty() => {
-                        let batch = promoted
-                            .into_iter()
-                            .map(|(h, b)| (h, b, Origin::Inbox))
-                            .collect();
-                        let _ = self.commit(batch);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!("reading pending inbox: {e}"),
-                }
             }
             WhitelistUpdate::RolledBack { to_index } => {
                 if let Err(e) = self.store.set_announcements(to_index, &[]) {
@@ -388,6 +379,19 @@ impl EventLoop {
         self.metrics
             .store_commit
             .observe(started.elapsed().as_secs_f64());
+        // An inbox file leaves the inbox only once it is safely stored, so a
+        // crash in between loses nothing (the next start promotes it again).
+        let promoted: Vec<Hash160> = batch
+            .iter()
+            .filter(|(_, _, o)| *o == Origin::Inbox)
+            .map(|(h, _, _)| *h)
+            .collect();
+        if result.is_ok()
+            && !promoted.is_empty()
+            && let Err(e) = self.store.take_pending(&promoted)
+        {
+            tracing::warn!("clearing promoted files from the inbox: {e}");
+        }
         for (hash, bytes, origin) in batch {
             let event = match &result {
                 Ok(()) => {
@@ -431,8 +435,10 @@ impl EventLoop {
                 self.outbound.insert((protocol, rid), id);
             }
             Action::Respond { id, response, .. } => self.respond(id, response),
-            Action::ServeZonefiles { id, hashes, .. } => {
-                let response = match self.store.get_zonefiles(&hashes, SERVE_BUDGET) {
+            Action::ServeZonefiles {
+                id, hashes, budget, ..
+            } => {
+                let response = match self.store.get_zonefiles(&hashes, budget) {
                     Ok((zonefiles, missing)) => Response::Zonefiles { zonefiles, missing },
                     Err(e) => {
                         tracing::error!("reading zone files for a peer: {e}");
@@ -444,6 +450,23 @@ impl EventLoop {
                 };
                 self.respond(id, response);
                 self.drop_corrupt();
+            }
+            Action::Dial {
+                peer: Some(peer),
+                addrs,
+            } => {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let _ = self.swarm.dial(opts);
+            }
+            Action::Dial { peer: None, addrs } => {
+                for addr in addrs {
+                    if let Err(e) = self.swarm.dial(addr.clone()) {
+                        tracing::debug!("dialing seed {addr}: {e}");
+                    }
+                }
             }
             Action::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);

@@ -4,11 +4,11 @@
 pub mod behaviour;
 pub mod codec;
 mod event_loop;
+mod handle;
 pub mod ip_limits;
 mod listen;
 pub mod node;
 pub mod wire;
 
-pub use node::{
-    Node, NodeConfig, NodeError, NodeHandle, NodeStatus, PeerInfo, PutError, PutOutcome, spawn,
-};
+pub use handle::{NodeError, NodeHandle, NodeStatus, PeerInfo, PutError, PutOutcome};
+pub use node::{Node, NodeConfig, spawn};

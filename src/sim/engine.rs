@@ -3,109 +3,25 @@
 //! that carries out each core's actions the way `net::event_loop` does.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 
 use bytes::Bytes;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::network::NetModel;
-use super::record::{Kind, Record};
+use super::node::{Conn, Kind, NodeId, Role, SimNode};
+use super::record::Record;
 use super::scenario::{Scenario, ScenarioError};
 use crate::atlas::{
-    Action, Core, CoreConfig, Event, Failure, InboundId, Instant, Observation, Origin, PeerRecord,
-    Request, RequestId, Response,
+    Action, CoreConfig, Event, Failure, InboundId, Instant, Observation, PeerRecord, Request,
+    RequestId, Response, serve_within_budget,
 };
 use crate::net::wire;
 use crate::zonefile::Hash160;
 
 mod links;
-
-pub type NodeId = u32;
-
-/// What a node is, for the driver (the core is the same in all of them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Seed,
-    Honest,
-    /// Advertises its files but never serves them.
-    Withholder,
-    /// Answers peer exchanges with fake identities.
-    Sybil,
-}
-
-/// One side of a connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Conn {
-    pub epoch: u64,
-    pub last_active: u64,
-}
-
-pub struct SimNode {
-    pub core: Core,
-    pub peer: PeerId,
-    pub addr: Multiaddr,
-    pub alive: bool,
-    pub role: Role,
-    pub group: u16,
-    /// Zone files on this node's disk, by file number.
-    pub held: Vec<u64>,
-    pub held_count: u32,
-    pub pending: BTreeMap<Hash160, Bytes>,
-    /// Whitelist entries this node's follower has delivered.
-    pub whitelist_len: usize,
-    pub timer: Option<Instant>,
-    pub conns: BTreeMap<NodeId, Conn>,
-    /// Requests being served: who asked, their id, kind, and when the asker gives up.
-    inbound: HashMap<u64, (NodeId, RequestId, Kind, u64)>,
-    next_inbound: u64,
-    /// Our requests awaiting an answer: id -> (target, kind).
-    inflight: HashMap<RequestId, (Option<NodeId>, Kind)>,
-    pub up_free: u64,
-    pub joined_us: u64,
-    pub left_us: Option<u64>,
-    /// Walk samples (any node's) that landed here.
-    pub walk_visits: u64,
-    walk_steps_seen: u64,
-}
-
-impl SimNode {
-    pub fn holds(&self, file: u32) -> bool {
-        self.held
-            .get(file as usize / 64)
-            .is_some_and(|w| w & (1 << (file % 64)) != 0)
-    }
-
-    /// The files on this node's disk, by number, in order.
-    pub fn held_files(&self) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.held_count as usize);
-        for (w, &word) in self.held.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                out.push(w as u32 * 64 + bits.trailing_zeros());
-                bits &= bits - 1;
-            }
-        }
-        out
-    }
-
-    /// Marks `file` held; false if it already was.
-    fn hold(&mut self, file: u32) -> bool {
-        let (w, bit) = (file as usize / 64, 1u64 << (file % 64));
-        if self.held.len() <= w {
-            self.held.resize(w + 1, 0);
-        }
-        let new = self.held[w] & bit == 0;
-        self.held[w] |= bit;
-        self.held_count += new as u32;
-        new
-    }
-
-    pub fn counts(&self) -> bool {
-        self.alive && self.role != Role::Sybil
-    }
-}
 
 #[derive(Debug)]
 pub enum Msg {
@@ -186,8 +102,6 @@ impl Ord for Queued {
     }
 }
 
-/// Bytes a response to a zone-file request may carry (as `net::event_loop`).
-const SERVE_BUDGET: usize = 1 << 20;
 /// Fake records a Sybil node puts in one peer-exchange answer (about what
 /// fits in the 64 KiB frame limit).
 const SYBIL_RECORDS: usize = 900;
@@ -399,7 +313,9 @@ impl Sim {
                 peer, id, request, ..
             } => self.send(n, peer, id, request),
             Action::Respond { id, response, .. } => self.respond(n, id, response),
-            Action::ServeZonefiles { id, hashes, .. } => {
+            Action::ServeZonefiles {
+                id, hashes, budget, ..
+            } => {
                 if self.nodes[n as usize].role == Role::Withholder {
                     // Silence: the asker's request times out.
                     self.record.count("requests_withheld");
@@ -407,25 +323,26 @@ impl Sim {
                     return;
                 }
                 let node = &self.nodes[n as usize];
-                let (mut found, mut missing, mut used) = (Vec::new(), Vec::new(), 0);
-                for h in hashes {
-                    match self.file_of.get(&h) {
-                        Some(&f) if node.holds(f) => {
-                            let b = &self.files[f as usize].1;
-                            if used + b.len() > SERVE_BUDGET && !found.is_empty() {
-                                continue;
-                            }
-                            used += b.len();
-                            found.push(b.clone());
-                        }
-                        _ => missing.push(h),
-                    }
-                }
-                let response = Response::Zonefiles {
-                    zonefiles: found,
-                    missing,
+                let read = |h: &Hash160| -> Result<Option<Bytes>, std::convert::Infallible> {
+                    Ok(self
+                        .file_of
+                        .get(h)
+                        .filter(|&&f| node.holds(f))
+                        .map(|&f| self.files[f as usize].1.clone()))
                 };
+                let Ok((zonefiles, missing)) = serve_within_budget(&hashes, budget, read);
+                let response = Response::Zonefiles { zonefiles, missing };
                 self.respond(n, id, response);
+            }
+            Action::Dial { peer, .. } => {
+                // The simulator has no bare seeds; a dial to a node that is
+                // down or cut off fails quietly, as a libp2p dial does.
+                if let Some(&b) = peer.and_then(|p| self.by_peer.get(&p))
+                    && self.nodes[b as usize].alive
+                    && !self.cut(n, b)
+                {
+                    self.ensure_connection(n, b);
+                }
             }
             Action::Disconnect { peer } => {
                 if let Some(&b) = self.by_peer.get(&peer) {
@@ -450,11 +367,9 @@ impl Sim {
                     },
                 );
             }
-            Action::Stash { hash, bytes, .. } => {
-                let node = &mut self.nodes[n as usize];
-                if node.pending.len() < 4096 {
-                    node.pending.insert(hash, bytes);
-                }
+            Action::Stash { hash, bytes, from } => {
+                let source = format!("peer:{from}");
+                self.nodes[n as usize].inbox.stash(hash, bytes, &source);
             }
             Action::Penalize { .. } => {}
         }
@@ -595,63 +510,6 @@ impl Sim {
                     );
                 }
             }
-        }
-    }
-
-    pub fn new_node_state(
-        core: Core,
-        peer: PeerId,
-        addr: Multiaddr,
-        role: Role,
-        group: u16,
-        now: u64,
-    ) -> SimNode {
-        SimNode {
-            core,
-            peer,
-            addr,
-            alive: true,
-            role,
-            group,
-            held: Vec::new(),
-            held_count: 0,
-            pending: BTreeMap::new(),
-            whitelist_len: 0,
-            timer: None,
-            conns: BTreeMap::new(),
-            inbound: HashMap::new(),
-            next_inbound: 0,
-            inflight: HashMap::new(),
-            up_free: now,
-            joined_us: now,
-            left_us: None,
-            walk_visits: 0,
-            walk_steps_seen: 0,
-        }
-    }
-
-    /// Keeps the store's promise: files uploaded before their announcement
-    /// wait in the inbox and count once it arrives (as `event_loop` does).
-    pub fn promote_pending(&mut self, n: NodeId, hashes: &[Hash160]) {
-        let promoted: Vec<(Hash160, Bytes)> = hashes
-            .iter()
-            .filter_map(|h| {
-                let b = self.nodes[n as usize].pending.remove(h)?;
-                Some((*h, b))
-            })
-            .collect();
-        for (hash, bytes) in promoted {
-            if let Some(&f) = self.file_of.get(&hash) {
-                self.store(n, f);
-            }
-            self.feed(
-                n,
-                Event::ZonefileStored {
-                    hash,
-                    bytes,
-                    origin: Origin::Inbox,
-                },
-            );
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod engine;
 mod network;
+mod node;
 mod plot;
 mod record;
 pub mod scenario;

@@ -7,7 +7,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::SimError;
-use super::record::{Kind, Record};
+use super::node::Kind;
+use super::record::Record;
 
 type Series = (String, Vec<(f64, f64)>);
 

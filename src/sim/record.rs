@@ -8,49 +8,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::SimError;
-use super::engine::NodeId;
+use super::node::{Kind, NodeId};
 use super::scenario::Scenario;
-use crate::atlas::Request;
-
-/// Message kinds for bandwidth accounting (a response counts as its request's kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    Peers,
-    Inventory,
-    Delta,
-    Zonefiles,
-    Push,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Peers,
-        Kind::Inventory,
-        Kind::Delta,
-        Kind::Zonefiles,
-        Kind::Push,
-    ];
-
-    pub fn of(r: &Request) -> Kind {
-        match r {
-            Request::PeerExchange { .. } => Kind::Peers,
-            Request::Inventory { .. } => Kind::Inventory,
-            Request::InventoryDelta { .. } => Kind::Delta,
-            Request::GetZonefiles { .. } => Kind::Zonefiles,
-            Request::Push { .. } => Kind::Push,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Peers => "peers",
-            Kind::Inventory => "inventory",
-            Kind::Delta => "inventory_delta",
-            Kind::Zonefiles => "zonefiles",
-            Kind::Push => "push",
-        }
-    }
-}
 
 pub struct Record {
     /// Alive nodes that count (everyone but Sybil nodes).

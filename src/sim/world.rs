@@ -5,11 +5,12 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::engine::{Ev, NodeId, Role, Sim};
+use super::engine::{Ev, Sim};
 use super::network;
+use super::node::{NodeId, Role, SimNode};
 use super::scenario::Start;
 use super::sizes;
-use crate::atlas::{Core, Event, Instant, PeerRecord};
+use crate::atlas::{Core, Event, Instant, PeerRecord, Upload};
 use crate::zonefile::Hash160;
 
 fn secs(s: f64) -> u64 {
@@ -169,7 +170,7 @@ impl Sim {
             vec![addr.clone()],
             self.rng.random(),
         );
-        let mut node = Sim::new_node_state(core, peer, addr, role, 0, join_us);
+        let mut node = SimNode::new(core, peer, addr, role, 0, join_us);
         node.alive = false;
         self.by_peer.insert(peer, n);
         self.nodes.push(node);
@@ -205,22 +206,8 @@ impl Sim {
             self.record.node_up(&held, now);
         }
         let hashes = self.announced.clone();
-        let held: Vec<Hash160> = hashes
-            .iter()
-            .filter(|h| self.nodes[n as usize].holds(self.file_of[*h]))
-            .copied()
-            .collect();
-        let node = &mut self.nodes[n as usize];
-        node.whitelist_len = hashes.len();
-        node.core.handle(
-            Instant::from_micros(now),
-            Event::WhitelistGrew {
-                from_index: 0,
-                hashes,
-            },
-        );
-        node.core.restore_present(held);
-        self.drain(n);
+        self.nodes[n as usize].whitelist_len = hashes.len();
+        self.grow_whitelist(n, 0, hashes);
     }
 
     /// A node stops: its peers see its connections close.
@@ -270,14 +257,28 @@ impl Sim {
         let from = node.whitelist_len;
         let hashes = self.announced[from..upto].to_vec();
         self.nodes[n as usize].whitelist_len = upto;
+        self.grow_whitelist(n, from, hashes);
+    }
+
+    /// Hands a node's core new announcements with what its disk and inbox
+    /// hold of them, as `net::event_loop` does.
+    fn grow_whitelist(&mut self, n: NodeId, from: usize, hashes: Vec<Hash160>) {
+        let node = &mut self.nodes[n as usize];
+        let held: Vec<Hash160> = hashes
+            .iter()
+            .filter(|h| node.holds(self.file_of[*h]))
+            .copied()
+            .collect();
+        let pending = node.inbox.take(&hashes);
         self.feed(
             n,
             Event::WhitelistGrew {
                 from_index: from as u64,
-                hashes: hashes.clone(),
+                hashes,
+                held,
+                pending,
             },
         );
-        self.promote_pending(n, &hashes);
     }
 
     /// A user publishes a zone file at a node's API.
@@ -288,18 +289,20 @@ impl Sim {
         let (hash, bytes) = self.files[file as usize].clone();
         let now = self.now;
         self.record.publish(file, now);
-        if self.nodes[n as usize].core.is_whitelisted(&hash) {
-            self.store(n, file);
-            self.feed(
-                n,
-                Event::ZonefileStored {
-                    hash,
-                    bytes,
-                    origin: crate::atlas::Origin::Local,
-                },
-            );
-        } else {
-            self.nodes[n as usize].pending.insert(hash, bytes);
+        match self.nodes[n as usize].core.upload_decision(&hash) {
+            Upload::Store => {
+                self.store(n, file);
+                self.feed(
+                    n,
+                    Event::ZonefileStored {
+                        hash,
+                        bytes,
+                        origin: crate::atlas::Origin::Local,
+                    },
+                );
+            }
+            Upload::AlreadyHeld => {}
+            Upload::Stash => self.nodes[n as usize].inbox.stash(hash, bytes, "ip:client"),
         }
     }
 
@@ -513,32 +516,12 @@ impl Sim {
         self.record.walk_visits = visits;
         let mut totals = crate::atlas::Stats::default();
         for node in &self.nodes {
-            let st = &node.core.stats;
-            totals.duplicates_received += st.duplicates_received;
-            totals.files_pushed += st.files_pushed;
-            totals.files_fetched += st.files_fetched;
-            totals.fetch_requests += st.fetch_requests;
-            totals.fetch_failures += st.fetch_failures;
-            totals.walk_steps += st.walk_steps;
-            totals.refused_busy += st.refused_busy;
-            totals.pushes_received += st.pushes_received;
-            totals.prunes += st.prunes;
-            totals.grafts += st.grafts;
+            totals.add(&node.core.stats);
         }
-        self.record.core_stats = [
-            ("duplicates_received", totals.duplicates_received),
-            ("files_pushed", totals.files_pushed),
-            ("files_fetched", totals.files_fetched),
-            ("fetch_requests", totals.fetch_requests),
-            ("fetch_failures", totals.fetch_failures),
-            ("walk_steps", totals.walk_steps),
-            ("refused_busy", totals.refused_busy),
-            ("pushes_received", totals.pushes_received),
-            ("prunes", totals.prunes),
-            ("grafts", totals.grafts),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        self.record.core_stats = totals
+            .counted()
+            .into_iter()
+            .map(|c| (c.key.to_string(), c.value))
+            .collect();
     }
 }

@@ -1,18 +1,12 @@
-//! The pending inbox: uploads (and pushes) whose hash is not announced yet,
-//! kept until it is, bounded by count and by bytes.
-//!
-//! Every entry records its source (an API client's address, or the peer that
-//! pushed it). When the inbox is full the oldest entry of the largest source
-//! (by bytes) goes: a flood evicts its own entries first, and no source can
-//! evict the uploads of one holding less than it does. 20,000 junk uploads
-//! from one address used to evict every legitimate pending file.
-
-use std::collections::{HashMap, VecDeque};
+//! The pending inbox's storage: uploads (and pushes) whose hash is not
+//! announced yet, kept in redb until it is. What to evict when it is full is
+//! the core's policy ([`crate::atlas::inbox`]); this file only persists it.
 
 use bytes::Bytes;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Result, Store, StoreError, verify};
+use crate::atlas::inbox::{InboxLedger, Refusal};
 use crate::zonefile::Hash160;
 
 /// Hash -> (arrival sequence, source, bytes).
@@ -23,71 +17,11 @@ pub(super) const PENDING_ORDER: TableDefinition<u64, &[u8]> = TableDefinition::n
 /// The inbox before sources were recorded: hash -> (sequence, bytes).
 pub(super) const PENDING_V1: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("pending");
 
-/// The inbox's bounds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InboxLimits {
-    pub count: usize,
-    pub bytes: u64,
-}
-
-impl Default for InboxLimits {
-    fn default() -> Self {
-        InboxLimits {
-            count: 10_000,
-            bytes: 64 << 20,
-        }
-    }
-}
-
 /// What happened to an upload offered to the pending inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stashed {
     Added,
     AlreadyThere,
-}
-
-#[derive(Default, Debug)]
-struct Source {
-    /// (sequence, hash, size), oldest first.
-    entries: VecDeque<(u64, Hash160, u64)>,
-    bytes: u64,
-}
-
-/// The inbox's contents by source, mirrored in memory so that choosing what to
-/// evict costs no scan of the table.
-#[derive(Default, Debug)]
-pub(super) struct Ledger {
-    sources: HashMap<String, Source>,
-    where_is: HashMap<Hash160, String>,
-    count: usize,
-    bytes: u64,
-    next_seq: u64,
-}
-
-impl Ledger {
-    fn add(&mut self, source: &str, seq: u64, hash: Hash160, size: u64) {
-        let s = self.sources.entry(source.to_string()).or_default();
-        s.entries.push_back((seq, hash, size));
-        s.bytes += size;
-        self.where_is.insert(hash, source.to_string());
-        self.count += 1;
-        self.bytes += size;
-        self.next_seq = self.next_seq.max(seq + 1);
-    }
-
-    fn remove(&mut self, hash: &Hash160) -> Option<u64> {
-        let source = self.where_is.remove(hash)?;
-        let s = self.sources.get_mut(&source)?;
-        let at = s.entries.iter().position(|(_, h, _)| h == hash)?;
-        let (seq, _, size) = s.entries.remove(at)?;
-        s.bytes -= size;
-        if s.entries.is_empty() {
-            self.sources.remove(&source);
-        }
-        self.count -= 1;
-        self.bytes -= size;
-        Some(seq)
-    }
 }
 
 impl Store {
@@ -111,9 +45,9 @@ impl Store {
         Ok(())
     }
 
-    pub(super) fn load_ledger(&self) -> Result<Ledger> {
+    pub(super) fn load_ledger(&self) -> Result<InboxLedger> {
         self.read(|txn| {
-            let mut ledger = Ledger::default();
+            let mut ledger = InboxLedger::new(self.inbox_limits);
             let t = txn.open_table(PENDING)?;
             let mut rows = Vec::with_capacity(t.len()? as usize);
             for r in t.iter()? {
@@ -139,52 +73,59 @@ impl Store {
     pub fn stash_pending(&self, hash: &Hash160, bytes: &[u8], source: &str) -> Result<Stashed> {
         verify(hash, bytes)?;
         let size = bytes.len() as u64;
-        let limits = self.inbox_limits;
-        if size > limits.bytes {
-            return Err(StoreError::TooLarge(bytes.len()));
-        }
         let mut ledger = self.ledger.lock().expect("inbox lock");
-        if ledger.where_is.contains_key(hash) {
-            return Ok(Stashed::AlreadyThere);
-        }
-        // Plan the evictions first; the ledger follows only once they are committed.
-        let mut evict: Vec<(u64, Hash160, u64)> = Vec::new();
-        let (mut count, mut held) = (ledger.count, ledger.bytes);
-        while count + 1 > limits.count || held + size > limits.bytes {
-            let Some(victim) = next_victim(&ledger, &evict, source, size) else {
-                break;
-            };
-            count -= 1;
-            held -= victim.2;
-            evict.push(victim);
-        }
-        let seq = ledger.next_seq;
+        // The evictions are planned first; the ledger follows only once they are committed.
+        let evict = match ledger.plan(hash, source, size) {
+            Ok(evict) => evict,
+            Err(Refusal::AlreadyThere) => return Ok(Stashed::AlreadyThere),
+            Err(Refusal::TooLarge) => return Err(StoreError::TooLarge(bytes.len())),
+        };
+        let seq = ledger.next_seq();
         self.write(|txn| {
             let mut pending = txn.open_table(PENDING)?;
             let mut order = txn.open_table(PENDING_ORDER)?;
-            for (seq, h, _) in &evict {
-                pending.remove(h.0.as_slice())?;
-                order.remove(*seq)?;
+            for e in &evict {
+                pending.remove(e.hash.0.as_slice())?;
+                order.remove(e.seq)?;
             }
             pending.insert(hash.0.as_slice(), (seq, source, bytes))?;
             order.insert(seq, hash.0.as_slice())?;
             Ok(())
         })?;
-        for (_, h, _) in &evict {
-            ledger.remove(h);
-        }
-        ledger.add(source, seq, *hash, size);
+        ledger.admit(&evict, source, seq, *hash, size);
         Ok(Stashed::Added)
+    }
+
+    /// The pending uploads among `hashes`, left in the inbox.
+    pub fn pending_among(&self, hashes: &[Hash160]) -> Result<Vec<(Hash160, Bytes)>> {
+        let wanted: Vec<Hash160> = {
+            let ledger = self.ledger.lock().expect("inbox lock");
+            hashes
+                .iter()
+                .filter(|h| ledger.contains(h))
+                .copied()
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|txn| {
+            let pending = txn.open_table(PENDING)?;
+            let mut out = Vec::new();
+            for h in wanted {
+                if let Some(v) = pending.get(h.0.as_slice())? {
+                    out.push((h, Bytes::copy_from_slice(v.value().2)));
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Removes and returns the pending uploads among `hashes`.
     pub fn take_pending(&self, hashes: &[Hash160]) -> Result<Vec<(Hash160, Bytes)>> {
         let mut ledger = self.ledger.lock().expect("inbox lock");
         // Most announcements have no pending upload: they cost a lookup, not a commit.
-        let wanted: Vec<&Hash160> = hashes
-            .iter()
-            .filter(|h| ledger.where_is.contains_key(h))
-            .collect();
+        let wanted: Vec<&Hash160> = hashes.iter().filter(|h| ledger.contains(h)).collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -211,52 +152,18 @@ impl Store {
     }
 
     pub fn pending_count(&self) -> u64 {
-        self.ledger.lock().expect("inbox lock").count as u64
+        self.ledger.lock().expect("inbox lock").count() as u64
     }
 
     pub fn pending_bytes(&self) -> u64 {
-        self.ledger.lock().expect("inbox lock").bytes
+        self.ledger.lock().expect("inbox lock").bytes()
     }
-}
-
-/// The next entry to evict: the oldest left of the source that holds the
-/// most bytes once `chosen` are gone, counting `incoming` for `source`.
-fn next_victim(
-    ledger: &Ledger,
-    chosen: &[(u64, Hash160, u64)],
-    source: &str,
-    incoming: u64,
-) -> Option<(u64, Hash160, u64)> {
-    // Per source: bytes left and entries already chosen (always its oldest).
-    let mut left: HashMap<&str, (u64, usize)> = ledger
-        .sources
-        .iter()
-        .map(|(name, s)| (name.as_str(), (s.bytes, 0)))
-        .collect();
-    for (_, h, size) in chosen {
-        let e = left
-            .get_mut(ledger.where_is[h].as_str())
-            .expect("chosen from a known source");
-        e.0 -= size;
-        e.1 += 1;
-    }
-    let held = |name: &str, bytes: u64| bytes + if name == source { incoming } else { 0 };
-    let (name, (_, gone)) = left
-        .into_iter()
-        .filter(|(name, (_, gone))| ledger.sources[*name].entries.len() > *gone)
-        .max_by(|(a, (ab, _)), (b, (bb, _))| {
-            held(a, *ab)
-                .cmp(&held(b, *bb))
-                // Ties go to the newcomer's own entries, then by name, for determinism.
-                .then((*a == source).cmp(&(*b == source)))
-                .then(b.cmp(a))
-        })?;
-    ledger.sources[name].entries.get(gone).copied()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atlas::inbox::InboxLimits;
 
     fn file(i: usize, size: usize) -> (Hash160, Vec<u8>) {
         let mut b = format!("$ORIGIN f{i}.id\n").into_bytes();

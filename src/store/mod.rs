@@ -17,10 +17,12 @@ use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 mod chain;
 mod health;
 mod inbox;
+use crate::atlas::inbox::InboxLedger;
+pub use crate::atlas::inbox::InboxLimits;
 pub use chain::{ChainDelta, SavedChain};
 pub use health::StoreHealth;
-pub use inbox::{InboxLimits, Stashed};
-use inbox::{Ledger, PENDING, PENDING_ORDER};
+pub use inbox::Stashed;
+use inbox::{PENDING, PENDING_ORDER};
 
 /// Whitelist index -> zone-file hash, in chain order.
 const ANNOUNCEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("announcements");
@@ -117,7 +119,7 @@ pub struct Store {
     /// be dropped by `drop_corrupt` (reads only report them).
     corrupt: Mutex<Vec<Hash160>>,
     inbox_limits: InboxLimits,
-    ledger: Mutex<Ledger>,
+    ledger: Mutex<InboxLedger>,
 }
 
 fn verify(hash: &Hash160, bytes: &[u8]) -> Result<()> {
@@ -191,7 +193,7 @@ impl Store {
             health: Mutex::new(health::Health::default()),
             corrupt: Mutex::new(Vec::new()),
             inbox_limits,
-            ledger: Mutex::new(Ledger::default()),
+            ledger: Mutex::new(InboxLedger::new(inbox_limits)),
         };
         *store.ledger.lock().expect("inbox lock") = store.load_ledger()?;
         Ok(store)
@@ -418,6 +420,20 @@ impl Store {
         })
     }
 
+    /// Those of `hashes` the store holds, in one read.
+    pub fn held_among(&self, hashes: &[Hash160]) -> Result<Vec<Hash160>> {
+        self.read(|txn| {
+            let t = txn.open_table(ZONEFILES)?;
+            let mut held = Vec::new();
+            for h in hashes {
+                if t.get(h.0.as_slice())?.is_some() {
+                    held.push(*h);
+                }
+            }
+            Ok(held)
+        })
+    }
+
     /// Reads files for a peer, stopping before `budget` bytes: the caller
     /// learns which hashes we lack (`missing`) and which were left out.
     pub fn get_zonefiles(
@@ -427,23 +443,12 @@ impl Store {
     ) -> Result<(Vec<Bytes>, Vec<Hash160>)> {
         self.read(|txn| {
             let t = txn.open_table(ZONEFILES)?;
-            let mut found = Vec::new();
-            let mut missing = Vec::new();
-            let mut used = 0usize;
-            for h in hashes {
-                match t.get(h.0.as_slice())? {
-                    Some(v) if self.intact(h, v.value()) => {
-                        let b = v.value();
-                        if used + b.len() > budget && !found.is_empty() {
-                            continue;
-                        }
-                        used += b.len();
-                        found.push(Bytes::copy_from_slice(b));
-                    }
-                    _ => missing.push(*h),
-                }
-            }
-            Ok((found, missing))
+            crate::atlas::serve_within_budget(hashes, budget, |h| {
+                Ok(match t.get(h.0.as_slice())? {
+                    Some(v) if self.intact(h, v.value()) => Some(Bytes::copy_from_slice(v.value())),
+                    _ => None,
+                })
+            })
         })
     }
 

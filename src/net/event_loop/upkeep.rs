@@ -1,31 +1,18 @@
 //! Upkeep of the event loop: the status and metrics it publishes, the
-//! periodic progress line and peer save, and dialing seeds.
+//! periodic progress line and peer save, and what a failed seed dial is worth logging.
 
 use std::collections::HashMap;
 
 use libp2p::multiaddr::Protocol as AddrPart;
 use libp2p::swarm::DialError;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant as TokioInstant;
 
 use super::EventLoop;
 use crate::atlas::Event;
-use crate::net::node::{NodeStatus, PeerInfo};
+use crate::net::handle::{NodeStatus, PeerInfo};
 
 impl EventLoop {
-    pub(super) fn dial_known(&mut self, peer: PeerId) {
-        let addrs = self.core.peer_table().addrs(&peer);
-        if addrs.is_empty() {
-            return;
-        }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .build();
-        let _ = self.swarm.dial(opts);
-    }
-
     pub(super) fn peer_infos(&self) -> Vec<PeerInfo> {
         let now = self.now();
         let neighbors: HashMap<PeerId, (bool, Option<u64>)> = self
@@ -98,8 +85,7 @@ impl EventLoop {
         });
     }
 
-    /// Every 10 s: a progress line while catching up, peers to disk, and a
-    /// redial of seeds if we are alone.
+    /// Every 10 s: a progress line while catching up, and peers to disk.
     pub(super) fn periodic(&mut self) {
         let s = self.core.status();
         let now = TokioInstant::now();
@@ -129,27 +115,6 @@ impl EventLoop {
         if let Err(e) = self.store.save_peers(&snapshot) {
             tracing::warn!("saving peers: {e}");
         }
-        if s.connected == 0 {
-            let pinned: Vec<PeerId> = self
-                .core
-                .peer_table()
-                .iter()
-                .filter(|(_, e)| e.pinned)
-                .map(|(p, _)| *p)
-                .collect();
-            for p in pinned {
-                self.dial_known(p);
-            }
-            self.dial_bare_seeds();
-        }
-    }
-
-    pub(super) fn dial_bare_seeds(&mut self) {
-        for addr in self.bare_seeds.clone() {
-            if let Err(e) = self.swarm.dial(addr.clone()) {
-                tracing::debug!("dialing seed {addr}: {e}");
-            }
-        }
     }
 
     /// The seed a failed dial was for, if it was one.
@@ -167,7 +132,7 @@ impl EventLoop {
             if matches!(a.iter().last(), Some(AddrPart::P2p(_))) {
                 a.pop();
             }
-            self.bare_seeds.contains(&a).then(|| a.to_string())
+            self.core.is_bare_seed(&a).then(|| a.to_string())
         })
     }
 

@@ -40,12 +40,8 @@ pub struct Metrics {
     pub fetch_latency: Histogram,
     pub push_fanout: Histogram,
     pub store_commit: Histogram,
-    pub duplicates: Counter,
-    pub files_pushed: Counter,
-    pub fetch_requests: Counter,
-    pub fetch_failures: Counter,
-    pub refused_busy: Counter,
-    pub walk_steps: Counter,
+    /// The core's counters, in `Stats::counted` order.
+    core: Vec<Counter>,
     pub penalties: Family<ReasonLabel, Counter>,
     pub request_failures: Family<ReasonLabel, Counter>,
     pub stored: Family<OriginLabel, Counter>,
@@ -75,12 +71,11 @@ impl Metrics {
             fetch_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 18)),
             push_fanout: Histogram::new([0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
             store_commit: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            duplicates: Counter::default(),
-            files_pushed: Counter::default(),
-            fetch_requests: Counter::default(),
-            fetch_failures: Counter::default(),
-            refused_busy: Counter::default(),
-            walk_steps: Counter::default(),
+            core: Stats::default()
+                .counted()
+                .iter()
+                .map(|_| Counter::default())
+                .collect(),
             penalties: Family::default(),
             request_failures: Family::default(),
             stored: Family::default(),
@@ -94,6 +89,9 @@ impl Metrics {
             last_stats: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("atlas");
+        for (c, counter) in Stats::default().counted().iter().zip(&m.core) {
+            r.register(c.metric, c.help, counter.clone());
+        }
         r.register(
             "peers_known",
             "Peers in the peer table",
@@ -164,36 +162,6 @@ impl Metrics {
             m.store_commit.clone(),
         );
         r.register(
-            "duplicate_zonefiles",
-            "Zone-file copies received that were already held",
-            m.duplicates.clone(),
-        );
-        r.register(
-            "zonefiles_pushed",
-            "Zone-file copies pushed to neighbours",
-            m.files_pushed.clone(),
-        );
-        r.register(
-            "fetch_requests",
-            "Zone-file fetch requests sent",
-            m.fetch_requests.clone(),
-        );
-        r.register(
-            "fetch_failures",
-            "Zone-file fetch requests that failed",
-            m.fetch_failures.clone(),
-        );
-        r.register(
-            "refused_busy",
-            "Inventory or fetch requests a peer refused for want of room for us",
-            m.refused_busy.clone(),
-        );
-        r.register(
-            "walk_steps",
-            "Completed MHRW-DA walk steps",
-            m.walk_steps.clone(),
-        );
-        r.register(
             "penalties",
             "Penalties given to peers, by reason",
             m.penalties.clone(),
@@ -255,24 +223,9 @@ impl Metrics {
         let bump = |c: &Counter<u64, AtomicU64>, new: u64, old: u64| {
             c.inc_by(new.saturating_sub(old));
         };
-        bump(
-            &self.duplicates,
-            stats.duplicates_received,
-            last.duplicates_received,
-        );
-        bump(&self.files_pushed, stats.files_pushed, last.files_pushed);
-        bump(
-            &self.fetch_requests,
-            stats.fetch_requests,
-            last.fetch_requests,
-        );
-        bump(
-            &self.fetch_failures,
-            stats.fetch_failures,
-            last.fetch_failures,
-        );
-        bump(&self.walk_steps, stats.walk_steps, last.walk_steps);
-        bump(&self.refused_busy, stats.refused_busy, last.refused_busy);
+        for ((counter, new), old) in self.core.iter().zip(stats.counted()).zip(last.counted()) {
+            bump(counter, new.value, old.value);
+        }
         for reason in Failure::ALL {
             let c = self.request_failures.get_or_create(&ReasonLabel {
                 reason: reason.label(),
