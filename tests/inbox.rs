@@ -91,3 +91,43 @@ async fn a_flood_of_uploads_evicts_no_one_else_and_stays_within_its_bytes() {
     }
     node.kill();
 }
+
+/// A node killed after its whitelist learned a hash but before the upload
+/// waiting for it was stored: at the next start the upload is stored from
+/// the inbox (it used to stay there for good), and leaves the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_announced_just_before_a_crash_is_stored_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let files = zonefiles(3);
+    let hashes: Vec<_> = files.iter().map(|(h, _)| *h).collect();
+    {
+        let store = atlas::store::Store::open(&data.join("atlas.redb"), 100).unwrap();
+        store.set_announcements(0, &hashes).unwrap();
+        store
+            .put_zonefiles(&[(files[0].0, files[0].1.clone().into())])
+            .unwrap();
+        for (h, b) in &files[1..] {
+            store.stash_pending(h, b, "ip:127.0.0.2").unwrap();
+        }
+    }
+    let whitelist = atlas::whitelist::MemoryWhitelist::new();
+    whitelist.announce(&hashes);
+    let mut cfg = atlas::net::NodeConfig::new(data.clone());
+    cfg.core = test_core();
+    let node = atlas::net::spawn(cfg, Box::new(whitelist)).await.unwrap();
+    let s = wait(
+        &node.handle,
+        "the inbox's announced uploads are stored",
+        Duration::from_secs(30),
+        |s| s.present == 3 && s.pending == 0,
+    )
+    .await;
+    assert_eq!(s.announced, 3);
+    for (h, b) in &files {
+        let held = node.handle.store.get_zonefiles(&[*h], 1 << 20).unwrap().0;
+        assert_eq!(held, vec![bytes::Bytes::from(b.clone())]);
+    }
+    node.shutdown().await;
+}
