@@ -16,18 +16,14 @@ use super::backend::{BackendError, ChainBackend, VerifiedChain};
 use super::rules::engine::{Allocation, BlockOutcome, Engine, Halt};
 use super::rules::extract::parse_tx;
 use super::rules::params::RuleSet;
-use super::rules::txparse;
 use super::verify::VerifyError;
 use crate::store::{ChainDelta, SavedChain};
 use crate::zonefile::Hash160;
 
-/// The p2pkh script of hash160 0x00…00 (`1111111111111111111114oLvT2`),
-/// where preorders burn their fees.
-pub fn burn_script() -> ScriptBuf {
-    ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_raw_hash(
-        bitcoin::hashes::Hash::all_zeros(),
-    ))
-}
+mod scripts;
+
+pub use scripts::burn_script;
+use scripts::{decode_scripts, encode_scripts, looks_like_bns};
 
 const EXAMINE_SLICE: usize = 1000;
 
@@ -53,31 +49,6 @@ pub struct PlacedOp {
     pub vtxindex: usize,
     pub tx: Transaction,
     pub prevouts: Vec<ScriptBuf>,
-}
-
-/// Length-prefixed scripts, as saved beside each transaction.
-fn encode_scripts(scripts: &[ScriptBuf]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for s in scripts {
-        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    out
-}
-
-fn decode_scripts(mut b: &[u8]) -> Option<Vec<ScriptBuf>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        out.push(ScriptBuf::from_bytes(b.get(4..4 + len)?.to_vec()));
-        b = &b[4 + len..];
-    }
-    Some(out)
-}
-
-/// A transaction whose OP_RETURN starts with the BNS magic bytes.
-fn looks_like_bns(tx: &Transaction) -> bool {
-    !tx.is_coinbase() && txparse::nulldata_payload(tx).is_some_and(|d| d.starts_with(b"id"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
