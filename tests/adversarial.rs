@@ -47,7 +47,12 @@ async fn listen<B: NetworkBehaviour>(s: &mut Swarm<B>) -> Multiaddr {
 
 /// A peer that speaks the Atlas protocols, claims to hold every zone file,
 /// and serves garbage instead.
-fn spawn_liar(mut s: Swarm<Behaviour>, claim: u64) {
+fn spawn_liar(mut s: Swarm<Behaviour>, whitelist: &[Hash160]) {
+    // Its view is the true one (views are public): only its holdings lie.
+    let claim = whitelist.len() as u64;
+    let mut tip = [0u8; 20];
+    let all: Vec<u8> = whitelist.iter().flat_map(|h| h.0).collect();
+    tip.copy_from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&all)[..20]);
     tokio::spawn(async move {
         loop {
             let SwarmEvent::Behaviour(ev) = s.select_next_some().await else {
@@ -92,10 +97,7 @@ fn spawn_liar(mut s: Swarm<Behaviour>, claim: u64) {
                 }) => (request, channel, 3),
                 _ => continue,
             };
-            let view = ChainView {
-                length: claim,
-                tip: [0; 20],
-            };
+            let view = ChainView { length: claim, tip };
             let resp = match req {
                 Request::PeerExchange { .. } => Response::Peers {
                     view,
@@ -105,6 +107,7 @@ fn spawn_liar(mut s: Swarm<Behaviour>, claim: u64) {
                 Request::Inventory { .. } => Response::Inventory {
                     view,
                     inventory: RangeSet::full(claim),
+                    ancestry: vec![],
                 },
                 Request::InventoryDelta { .. } => Response::Ack,
                 Request::GetZonefiles { hashes, .. } => Response::Zonefiles {
@@ -155,7 +158,7 @@ async fn a_peer_serving_wrong_hashes_is_banned_and_files_come_from_elsewhere() {
     });
     let liar_addr = listen(&mut liar).await;
     let liar_id = *liar.local_peer_id();
-    spawn_liar(liar, hashes.len() as u64);
+    spawn_liar(liar, &hashes);
 
     // The victim knows only the liar at first.
     let mut cfg = NodeConfig::new(dir.path().join("victim"));

@@ -25,6 +25,18 @@ pub struct Announced {
     /// three entries, where a hash chain would cost two hashes per entry on
     /// every node (a tenth of a 10,000-node simulation's time).
     digest: Sha256,
+    /// The digest's state after every `CHECKPOINT` entries, so the digest of
+    /// any prefix (another node's view of the list) costs at most
+    /// `CHECKPOINT - 1` more entries: `checkpoints[k]` is after `k * CHECKPOINT`.
+    checkpoints: Vec<Sha256>,
+}
+
+const CHECKPOINT: u64 = 256;
+
+fn finish(state: Sha256) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&state.finalize()[..20]);
+    out
 }
 
 fn key(hash: &Hash160) -> u64 {
@@ -47,9 +59,27 @@ impl Announced {
     /// A digest of the whole list (the first 20 bytes of its SHA-256), so two
     /// nodes can tell whether they agree on it.
     pub fn tip(&self) -> [u8; 20] {
-        let mut tip = [0u8; 20];
-        tip.copy_from_slice(&self.digest.clone().finalize()[..20]);
-        tip
+        finish(self.digest.clone())
+    }
+
+    /// The tip the list had when it was `len` long (`None` beyond its end):
+    /// a peer whose view is (`len`, this) holds a prefix of our list.
+    pub fn digest_at(&self, len: u64) -> Option<[u8; 20]> {
+        if len > self.len() {
+            return None;
+        }
+        if len == self.len() {
+            return Some(self.tip());
+        }
+        let k = len / CHECKPOINT;
+        let mut state = match self.checkpoints.get(k as usize) {
+            Some(s) => s.clone(),
+            None => Sha256::new(),
+        };
+        for h in &self.hashes[(k * CHECKPOINT) as usize..len as usize] {
+            state.update(h.0);
+        }
+        Some(finish(state))
     }
 
     /// Room for `more` entries, exactly: a bootstrap announces thousands at
@@ -65,6 +95,9 @@ impl Announced {
         let index = self.len();
         if index >= MAX_ANNOUNCEMENTS {
             return None;
+        }
+        if index.is_multiple_of(CHECKPOINT) {
+            self.checkpoints.push(self.digest.clone());
         }
         self.digest.update(hash.0);
         self.hashes.push(hash);
@@ -102,10 +135,15 @@ impl Announced {
         }
         self.hashes.truncate(len as usize);
         self.positions.retain(|p| u64::from(*p) < len);
-        self.digest = Sha256::new();
-        for h in &self.hashes {
-            self.digest.update(h.0);
+        // Checkpoint k (the state after k * CHECKPOINT entries) was taken
+        // when entry k * CHECKPOINT was pushed: keep those of kept entries.
+        self.checkpoints.truncate(len.div_ceil(CHECKPOINT) as usize);
+        let mut state = self.checkpoints.last().cloned().unwrap_or_default();
+        let from = self.checkpoints.len().saturating_sub(1) * CHECKPOINT as usize;
+        for h in &self.hashes[from..] {
+            state.update(h.0);
         }
+        self.digest = state;
     }
 }
 
@@ -148,5 +186,36 @@ mod tests {
         );
         assert_eq!(a.get(1), Some(h(2)));
         assert_eq!(a.get(2), None);
+    }
+
+    #[test]
+    fn the_digest_of_every_prefix_matches_the_tip_it_had() {
+        let mut a = Announced::default();
+        let mut tips = vec![a.tip()];
+        for i in 0..700u32 {
+            let mut b = [0u8; 20];
+            b[..4].copy_from_slice(&i.to_be_bytes());
+            a.push(Hash160(b));
+            tips.push(a.tip());
+        }
+        for (len, tip) in tips.iter().enumerate() {
+            assert_eq!(a.digest_at(len as u64), Some(*tip), "prefix {len}");
+        }
+        assert_eq!(a.digest_at(701), None);
+        for cut in [600, 512, 300, 256, 1, 0] {
+            a.truncate(cut);
+            assert_eq!(a.tip(), tips[cut as usize], "tip after truncating to {cut}");
+            for len in (0..=cut).step_by(7) {
+                assert_eq!(a.digest_at(len), Some(tips[len as usize]));
+            }
+        }
+        // And it grows again from the cut as it first did.
+        for i in 0..300u32 {
+            let mut b = [0u8; 20];
+            b[..4].copy_from_slice(&i.to_be_bytes());
+            a.push(Hash160(b));
+        }
+        assert_eq!(a.tip(), tips[300]);
+        assert_eq!(a.digest_at(256), Some(tips[256]));
     }
 }

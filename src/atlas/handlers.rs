@@ -49,7 +49,8 @@ impl Core {
     ) {
         self.peers.seen(&peer, now);
         match request {
-            Request::PeerExchange { listen_addrs, .. } => {
+            Request::PeerExchange { listen_addrs, view } => {
+                self.observe_view(now, peer, &view, None);
                 self.peers.learn(peer, listen_addrs, now);
                 let (peers, degree) = self.exchange_list(now);
                 self.respond(
@@ -62,21 +63,25 @@ impl Core {
                     },
                 );
             }
-            Request::Inventory { .. } => {
+            Request::Inventory { view } => {
                 if !self.accept_inbound(now, peer) && self.cfg.neighbors_only {
                     self.respond(peer, id, Response::Busy);
                     return;
                 }
+                self.observe_view(now, peer, &view, None);
                 self.respond(
                     peer,
                     id,
                     Response::Inventory {
                         view: self.view(),
-                        inventory: self.present.clone(),
+                        inventory: self.shareable(&peer, &self.present),
+                        ancestry: self.ancestry_for(&view),
                     },
                 );
             }
-            Request::InventoryDelta { added, .. } => {
+            Request::InventoryDelta { added, view } => {
+                self.observe_view(now, peer, &view, None);
+                let added = self.admit_delta(&peer, &added);
                 self.apply_delta(peer, &added, Some(now));
                 self.respond(peer, id, Response::Ack);
             }
@@ -99,7 +104,8 @@ impl Core {
                     budget: SERVE_BUDGET_BYTES,
                 });
             }
-            Request::Push { zonefiles, .. } => {
+            Request::Push { zonefiles, view } => {
+                self.observe_view(now, peer, &view, None);
                 let (accepted, duplicates) = self.on_push(now, peer, zonefiles);
                 // Only copies we already had: this link closes a cycle of the
                 // push tree. Both ends stop pushing on it and announce instead.
@@ -146,14 +152,32 @@ impl Core {
         }
         self.peers.record(&peer, true, now);
         match (o.what, response) {
-            (Pending::Walk, Response::Peers { peers, degree, .. }) => {
+            (
+                Pending::Walk,
+                Response::Peers {
+                    peers,
+                    degree,
+                    view,
+                },
+            ) => {
+                self.observe_view(now, peer, &view, None);
                 let ids = peers.iter().map(|r| r.peer).collect();
                 for r in peers {
                     self.peers.learn(r.peer, r.addrs, now);
                 }
                 self.on_walk_reply(now, peer, ids, degree);
             }
-            (Pending::Inventory, Response::Inventory { inventory, .. }) => {
+            (
+                Pending::Inventory,
+                Response::Inventory {
+                    inventory,
+                    view,
+                    ancestry,
+                },
+            ) => {
+                let ancestry = (!ancestry.is_empty()).then_some(ancestry.as_slice());
+                self.observe_view(now, peer, &view, ancestry);
+                let inventory = self.admit_inventory(&peer, inventory);
                 self.set_inventory(peer, inventory);
             }
             (Pending::Fetch(hashes), Response::Zonefiles { zonefiles, missing }) => {

@@ -55,7 +55,7 @@ impl Core {
     ) {
         let len = self.whitelist.len();
         if from < len {
-            self.on_rollback(from);
+            self.on_rollback(now, from);
         } else if from > len {
             tracing::warn!(from, len, "whitelist update leaves a gap; ignored");
             return;
@@ -102,6 +102,8 @@ impl Core {
         if self.cfg.deltas && !self.delta.is_empty() && self.delta_due.is_none() {
             self.delta_due = Some(now + CoreConfig::ms(self.cfg.delta_flush_ms));
         }
+        // Views of neighbours that were ahead of us may be checkable now.
+        self.recheck_views(now);
         self.sched_dirty = true;
     }
 
@@ -126,7 +128,7 @@ impl Core {
         }
     }
 
-    pub(super) fn on_rollback(&mut self, to: u64) {
+    pub(super) fn on_rollback(&mut self, now: Instant, to: u64) {
         if to >= self.whitelist.len() {
             return;
         }
@@ -137,5 +139,6 @@ impl Core {
         let wl = &self.whitelist;
         self.sched
             .truncate(to, |p| wl.get(p).and_then(|h| wl.newest(&h)).unwrap_or(p));
+        self.recheck_views(now);
     }
 }

@@ -24,6 +24,7 @@ pub mod peers;
 mod replication;
 pub mod scheduler;
 pub mod time;
+mod views;
 pub mod walker;
 
 #[cfg(test)]
@@ -52,6 +53,8 @@ pub use intake::Upload;
 pub use io::{
     Action, CoreStatus, Event, Failure, InboundId, Observation, Origin, RequestId, Stats,
 };
+pub use views::Agreement;
+use views::PeerChain;
 
 #[derive(Debug)]
 struct Neighbor {
@@ -69,6 +72,8 @@ struct Neighbor {
     window: usize,
     next_resync: Instant,
     last_sent: Instant,
+    /// How far its whitelist agrees with ours.
+    chain: PeerChain,
 }
 
 #[derive(Debug)]
@@ -315,7 +320,7 @@ impl Core {
                 held,
                 pending,
             } => self.on_whitelist_grew(now, from_index, hashes, &held, pending),
-            Event::WhitelistRolledBack { to_index } => self.on_rollback(to_index),
+            Event::WhitelistRolledBack { to_index } => self.on_rollback(now, to_index),
             Event::ZonefileStored {
                 hash,
                 bytes,

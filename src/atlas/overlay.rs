@@ -198,6 +198,7 @@ impl Core {
                 window: self.cfg.max_inflight_per_peer,
                 next_resync: now + CoreConfig::ms(self.cfg.inventory_resync_ms),
                 last_sent: now,
+                chain: Default::default(),
             },
         );
         let request = Request::Inventory { view: self.view() };

@@ -408,6 +408,7 @@ impl Core {
             .iter()
             .filter(|(p, n)| {
                 (n.eager || !tree)
+                    && (!n.chain.diverged || first < n.chain.common)
                     && Some(**p) != origin.peer()
                     && n.inventory
                         .as_ref()
@@ -445,7 +446,7 @@ impl Core {
             .filter_map(|(p, n)| {
                 // What the neighbour pushed us, announced to us, or got
                 // pushed by us, it has: announcing it back is waste.
-                let news = added.difference(n.inventory.as_ref()?);
+                let news = self.shareable(p, &added).difference(n.inventory.as_ref()?);
                 (!news.is_empty()).then_some((*p, news))
             })
             .collect();

@@ -14,6 +14,7 @@ mod failures;
 mod intake;
 mod serving;
 mod tree;
+mod views;
 
 struct Harness {
     core: Core,
@@ -53,8 +54,14 @@ impl Harness {
         self.core.view()
     }
 
-    /// Makes `peer` an inbound neighbour holding `inventory`.
+    /// Makes `peer` an inbound neighbour holding `inventory`, on our chain.
     fn add_neighbor(&mut self, peer: PeerId, inventory: RangeSet) {
+        let view = self.view();
+        self.add_neighbor_viewing(peer, inventory, view);
+    }
+
+    /// As `add_neighbor`, for a neighbour whose whitelist is `view`.
+    fn add_neighbor_viewing(&mut self, peer: PeerId, inventory: RangeSet, view: ChainView) {
         self.core.handle(
             self.now,
             Event::PeerConnected {
@@ -62,7 +69,6 @@ impl Harness {
                 dialed_addr: None,
             },
         );
-        let view = self.view();
         self.request(peer, Request::Inventory { view });
         let acts = self.actions();
         let req = acts
@@ -82,7 +88,11 @@ impl Harness {
             Event::Response {
                 peer,
                 id: req,
-                response: Response::Inventory { view, inventory },
+                response: Response::Inventory {
+                    view,
+                    inventory,
+                    ancestry: vec![],
+                },
             },
         );
     }
@@ -504,6 +514,7 @@ fn the_walk_never_stalls_on_delayed_acceptance() {
                 let response = Response::Inventory {
                     view: ChainView::default(),
                     inventory: RangeSet::new(),
+                    ancestry: vec![],
                 };
                 core.handle(now, Event::Response { peer, id, response });
             } else if let Action::Send {

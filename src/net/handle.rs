@@ -61,6 +61,9 @@ pub struct PeerInfo {
     pub addrs: Vec<String>,
     pub neighbor: Option<&'static str>,
     pub inventory: Option<u64>,
+    /// A neighbour's whitelist against ours: same, behind, ahead, or
+    /// diverged (then not a source of inventories beyond the shared prefix).
+    pub chain: Option<&'static str>,
     pub connected: bool,
     pub health: f64,
     pub banned: bool,

@@ -114,6 +114,9 @@ pub struct InventoryResponse {
     /// Tag 4 means "busy" in every response that can carry it.
     #[prost(bool, tag = "4")]
     pub busy: bool,
+    /// Digests of the sender's whitelist at lengths len - 2^i (20 bytes each).
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    pub ancestry: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -155,6 +158,23 @@ fn view_to(v: &ChainView) -> Option<PbChainView> {
         length: v.length,
         tip: v.tip.to_vec(),
     })
+}
+
+/// At most one digest per bit of a 64-bit length, each 20 bytes.
+fn ancestry_from(digests: Vec<Vec<u8>>) -> Result<Vec<[u8; 20]>, WireError> {
+    if digests.len() > 64 {
+        return Err(invalid(
+            "ancestry",
+            format!("{} digests, at most 64", digests.len()),
+        ));
+    }
+    digests
+        .into_iter()
+        .map(|d| {
+            <[u8; 20]>::try_from(d.as_slice())
+                .map_err(|_| invalid("ancestry digest", format!("{} bytes, not 20", d.len())))
+        })
+        .collect()
 }
 
 fn view_from(v: Option<PbChainView>) -> Result<ChainView, WireError> {
@@ -335,11 +355,16 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             degree: *degree,
         }
         .encode_to_vec(),
-        Response::Inventory { view, inventory } => InventoryResponse {
+        Response::Inventory {
+            view,
+            inventory,
+            ancestry,
+        } => InventoryResponse {
             view: view_to(view),
             ack: false,
             inventory: inventory.encode(),
             busy: false,
+            ancestry: ancestry.iter().map(|d| d.to_vec()).collect(),
         }
         .encode_to_vec(),
         Response::Ack => InventoryResponse {
@@ -347,6 +372,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             ack: true,
             inventory: Vec::new(),
             busy: false,
+            ancestry: Vec::new(),
         }
         .encode_to_vec(),
         // Only field 4, so it decodes as "busy" under either protocol.
@@ -355,6 +381,7 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             ack: false,
             inventory: Vec::new(),
             busy: true,
+            ancestry: Vec::new(),
         }
         .encode_to_vec(),
         Response::Zonefiles { zonefiles, missing } => GetZonefilesResponse {
@@ -409,6 +436,7 @@ pub fn decode_response(protocol: Protocol, bytes: &[u8]) -> Result<Response, Wir
                 Response::Inventory {
                     view: view_from(m.view)?,
                     inventory: RangeSet::decode(&m.inventory)?,
+                    ancestry: ancestry_from(m.ancestry)?,
                 }
             }
         }

@@ -32,6 +32,7 @@ impl EventLoop {
                     addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
                     neighbor: n.map(|(out, _)| if *out { "outbound" } else { "inbound" }),
                     inventory: n.and_then(|(_, inv)| *inv),
+                    chain: self.core.agreement(p).map(|a| a.label()),
                     connected: self.swarm.is_connected(p),
                     health: e.health(),
                     banned: e.is_banned(now),

@@ -120,6 +120,7 @@ fn responses_round_trip() {
             Response::Inventory {
                 view,
                 inventory: RangeSet::full(3),
+                ancestry: vec![[7; 20], [8; 20]],
             },
         ),
         (Protocol::Inventory, Response::Ack),

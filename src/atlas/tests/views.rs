@@ -1,0 +1,151 @@
+//! Chain views: a neighbour whose whitelist differs from ours after some
+//! index is a source (and a recipient) only below it, until the lists agree.
+
+use super::*;
+
+fn files(range: std::ops::Range<u8>) -> Vec<(Hash160, Bytes)> {
+    range.map(file).collect()
+}
+
+/// The view and ancestry of a node holding `list`.
+fn chain_of(list: &[(Hash160, Bytes)]) -> (ChainView, Vec<[u8; 20]>) {
+    let other = Harness::new(quiet(), list);
+    (other.view(), other.core.ancestry())
+}
+
+fn answer_inventory_requests(
+    h: &mut Harness,
+    acts: &[Action],
+    peer: PeerId,
+    view: ChainView,
+    inventory: &RangeSet,
+    ancestry: &[[u8; 20]],
+) {
+    for a in acts {
+        if let Action::Send {
+            peer: p,
+            id,
+            request: Request::Inventory { .. },
+            ..
+        } = a
+            && *p == peer
+        {
+            h.core.handle(
+                h.now,
+                Event::Response {
+                    peer,
+                    id: *id,
+                    response: Response::Inventory {
+                        view,
+                        inventory: inventory.clone(),
+                        ancestry: ancestry.to_vec(),
+                    },
+                },
+            );
+        }
+    }
+}
+
+fn asked_hashes(actions: &[Action]) -> Vec<Hash160> {
+    let mut v: Vec<Hash160> = fetches(actions).into_iter().flat_map(|f| f.2).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_diverged_neighbour_is_used_only_below_the_fork_until_the_lists_agree() {
+    // Positions 0..5 are shared; from 5 on, our chain and theirs differ.
+    let shared = files(0..5);
+    let ours: Vec<_> = shared.iter().cloned().chain(files(10..13)).collect();
+    let theirs: Vec<_> = shared.iter().cloned().chain(files(20..23)).collect();
+    let (their_view, their_ancestry) = chain_of(&theirs);
+    let mut h = Harness::new(quiet(), &ours);
+    let peer = PeerId::random();
+    h.core.handle(
+        h.now,
+        Event::PeerConnected {
+            peer,
+            dialed_addr: None,
+        },
+    );
+    h.request(peer, Request::Inventory { view: their_view });
+    let acts = h.actions();
+    // What we answered: nothing beyond where the lists are known to agree
+    // (we hold nothing there yet), and our ancestry, since the views differ.
+    let answer = acts.iter().find_map(|a| match a {
+        Action::Respond {
+            response:
+                Response::Inventory {
+                    inventory,
+                    ancestry,
+                    ..
+                },
+            ..
+        } => Some((inventory.clone(), ancestry.len())),
+        _ => None,
+    });
+    assert_eq!(answer, Some((RangeSet::new(), 4)), "lengths 7, 6, 4, 0");
+    assert_eq!(h.core.agreement(&peer), Some(Agreement::Diverged));
+    // It claims all 8 positions of its own list.
+    let claim: RangeSet = (0..8).collect();
+    answer_inventory_requests(&mut h, &acts, peer, their_view, &claim, &their_ancestry);
+    let asked = asked_hashes(&h.actions());
+    // Its ancestry confirms our lists agree up to 4 (the digests at 7 and 6
+    // differ): only those files are asked of it, none of positions 4..8.
+    let mut expected: Vec<Hash160> = shared[..4].iter().map(|f| f.0).collect();
+    expected.sort();
+    assert_eq!(asked, expected);
+
+    // Its follower reorganises onto our chain and it says so: the held-back
+    // holding at position 4 (shared) and our files at 5..8 count now.
+    let (our_view, _) = chain_of(&ours);
+    h.request(
+        peer,
+        Request::InventoryDelta {
+            view: our_view,
+            added: (5..8).collect(),
+        },
+    );
+    assert_eq!(h.core.agreement(&peer), Some(Agreement::Same));
+    let mut asked = asked_hashes(&h.actions());
+    let mut expected = vec![shared[4].0, ours[5].0, ours[6].0, ours[7].0];
+    expected.sort();
+    asked.retain(|x| expected.contains(x));
+    assert_eq!(asked, expected, "everything it holds is a source again");
+}
+
+#[test]
+fn a_lagging_neighbour_is_behind_and_counts_in_full() {
+    let all = files(0..6);
+    let (behind_view, _) = chain_of(&all[..4]);
+    let mut h = Harness::new(quiet(), &all);
+    let peer = PeerId::random();
+    h.add_neighbor_viewing(peer, (0..4).collect(), behind_view);
+    assert_eq!(h.core.agreement(&peer), Some(Agreement::Behind));
+}
+
+#[test]
+fn a_neighbour_ahead_counts_once_our_follower_confirms_its_list() {
+    let all = files(0..6);
+    let (ahead_view, _) = chain_of(&all);
+    let mut h = Harness::new(quiet(), &all[..4]);
+    let peer = PeerId::random();
+    // No ancestry (as when the views were equal when it answered): nothing
+    // of its list can be checked yet, so nothing of it counts.
+    h.add_neighbor_viewing(peer, (0..6).collect(), ahead_view);
+    assert_eq!(h.core.agreement(&peer), Some(Agreement::Ahead));
+    assert!(asked_hashes(&h.actions()).is_empty());
+    h.core.handle(
+        h.now,
+        Event::WhitelistGrew {
+            from_index: 4,
+            hashes: all[4..].iter().map(|f| f.0).collect(),
+            held: vec![],
+            pending: vec![],
+        },
+    );
+    assert_eq!(h.core.agreement(&peer), Some(Agreement::Same));
+    let mut expected: Vec<Hash160> = all.iter().map(|f| f.0).collect();
+    expected.sort();
+    assert_eq!(asked_hashes(&h.actions()), expected);
+}
