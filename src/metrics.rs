@@ -30,6 +30,7 @@ pub struct OriginLabel {
 pub struct Metrics {
     pub peers_known: Gauge,
     pub neighbors: Gauge,
+    pub neighbors_diverged: Gauge,
     pub connected: Gauge,
     pub announced: Gauge,
     pub present: Gauge,
@@ -61,6 +62,7 @@ impl Metrics {
         let m = Metrics {
             peers_known: Gauge::default(),
             neighbors: Gauge::default(),
+            neighbors_diverged: Gauge::default(),
             connected: Gauge::default(),
             announced: Gauge::default(),
             present: Gauge::default(),
@@ -101,6 +103,11 @@ impl Metrics {
             "neighbors",
             "Current overlay neighbours",
             m.neighbors.clone(),
+        );
+        r.register(
+            "neighbors_diverged",
+            "Neighbours whose whitelist parts from ours (another chain, or a follower on a reorg): used only below the fork",
+            m.neighbors_diverged.clone(),
         );
         r.register(
             "connected_peers",

@@ -346,6 +346,8 @@ pub struct CoreStatus {
     pub missing: u64,
     pub neighbors: usize,
     pub outbound_neighbors: usize,
+    /// Neighbours whose whitelist is not a prefix of ours (nor ours of theirs).
+    pub diverged_neighbors: usize,
     pub peers_known: usize,
     pub connected: usize,
 }

@@ -85,9 +85,10 @@ pub enum Response {
     Inventory {
         view: ChainView,
         inventory: RangeSet,
-        /// Digests of the callee's list at lengths `len - 1, len - 2, len - 4,
-        /// ...`, when the caller's view differs from the callee's (empty
-        /// otherwise): they tell the caller how far the two lists agree.
+        /// Digests of the callee's list at lengths `len - 1 ..= len - 16`,
+        /// then `len - 32, len - 64, ...`, when the caller's view differs from
+        /// the callee's (empty otherwise): they tell the caller how far the
+        /// two lists agree.
         ancestry: Vec<[u8; 20]>,
     },
     Ack,

@@ -251,6 +251,7 @@ impl Core {
             missing: self.sched.len() as u64,
             neighbors: self.neighbors.len(),
             outbound_neighbors: self.outbound_count(),
+            diverged_neighbors: self.neighbors.values().filter(|n| n.chain.diverged).count(),
             peers_known: self.peers.len(),
             connected: self.connected.len(),
         }

@@ -4,8 +4,8 @@
 //! only where the two whitelists agree. Every message carries the sender's
 //! view (its whitelist's length and the digest of the list); an inventory
 //! answer to a request whose view differs from ours also carries the
-//! digests of a few of our list's prefixes, at lengths `len - 2^i`
-//! (`ancestry`). From these we learn a length `common` below which the two
+//! digests of a few of our list's prefixes (`ancestry`: the last 16 lengths,
+//! then `len - 2^i`). From these we learn a length `common` below which the two
 //! lists are known to be the same, and count a neighbour's holdings only
 //! there; the rest waits in `held_back` until a later view confirms it.
 //!
@@ -67,10 +67,12 @@ impl PeerChain {
     }
 }
 
-/// Lengths whose digests an ancestry lists, for a list of `len` entries.
+/// Lengths whose digests an ancestry lists, for a list of `len` entries:
+/// every one of the last 16 (a reorg replaces a block or two, so the fork is
+/// usually found exactly), then `len - 32`, `len - 64`, ... to the start.
 fn ancestry_lengths(len: u64) -> impl Iterator<Item = u64> {
-    (0..64)
-        .map(|i| 1u64 << i)
+    (1..=16u64)
+        .chain((5..64).map(|i| 1u64 << i))
         .take_while(move |step| *step <= len)
         .map(move |step| len - step)
 }
@@ -166,7 +168,7 @@ impl Core {
             common = n.chain.common.min(ours);
             diverged = was_diverged;
         }
-        self.set_common(peer, common, diverged);
+        self.set_common(now, peer, common, diverged);
         if diverged && !was_diverged {
             // Its inventory answer will carry the ancestry that tells us
             // where the lists part (our request's view differs from its).
@@ -186,25 +188,38 @@ impl Core {
     }
 
     /// Moves a neighbour's holdings between counted and held back as
-    /// `common` moves, keeping the holder counts right.
-    fn set_common(&mut self, peer: PeerId, common: u64, diverged: bool) {
+    /// `common` moves, keeping the holder counts right; and tells it what of
+    /// ours it may now hear of (the shared prefix grew, or the lists agree).
+    fn set_common(&mut self, now: Instant, peer: PeerId, common: u64, diverged: bool) {
         let Some(n) = self.neighbors.get_mut(&peer) else {
             return;
         };
+        let limit = |c: &PeerChain| if c.diverged { c.common } else { u64::MAX };
+        let told_below = limit(&n.chain);
         n.chain.diverged = diverged;
-        if n.chain.common == common {
-            return;
+        let old_common = std::mem::replace(&mut n.chain.common, common);
+        let may_tell_below = limit(&n.chain);
+        if old_common != common
+            && let Some(old) = n.inventory.take()
+        {
+            let mut all = old.clone();
+            all.union_with(&n.chain.held_back);
+            let (below, above) = split_at(&all, common);
+            n.chain.held_back = above;
+            n.inventory = Some(below.clone());
+            self.shift_holders(Some(&old), Some(&below));
         }
-        n.chain.common = common;
-        let Some(old) = n.inventory.take() else {
-            return;
-        };
-        let mut all = old.clone();
-        all.union_with(&n.chain.held_back);
-        let (below, above) = split_at(&all, common);
-        n.chain.held_back = above;
-        n.inventory = Some(below.clone());
-        self.shift_holders(Some(&old), Some(&below));
+        if may_tell_below > told_below {
+            let mut news = split_at(&self.present, may_tell_below).0;
+            news = news.difference(&split_at(&news, told_below).0);
+            if !news.is_empty() {
+                let request = Request::InventoryDelta {
+                    view: self.view(),
+                    added: news,
+                };
+                self.send(now, peer, request, Pending::Other);
+            }
+        }
     }
 
     /// Splits an inventory from a neighbour into what counts and what waits.

@@ -40,6 +40,8 @@ pub struct NodeStatus {
     pub listen_addrs: Vec<String>,
     pub neighbors: usize,
     pub outbound_neighbors: usize,
+    /// Neighbours on a different chain (their whitelist parts from ours).
+    pub diverged_neighbors: usize,
     pub connected: usize,
     pub peers_known: usize,
     pub announced: u64,

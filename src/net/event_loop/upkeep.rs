@@ -48,6 +48,7 @@ impl EventLoop {
         let m = &self.metrics;
         m.peers_known.set(s.peers_known as i64);
         m.neighbors.set(s.neighbors as i64);
+        m.neighbors_diverged.set(s.diverged_neighbors as i64);
         m.connected.set(s.connected as i64);
         m.announced.set(s.announced as i64);
         m.present.set(s.present as i64);
@@ -64,6 +65,7 @@ impl EventLoop {
             peer_id: self.core.local_peer().to_string(),
             listen_addrs,
             neighbors: s.neighbors,
+            diverged_neighbors: s.diverged_neighbors,
             outbound_neighbors: s.outbound_neighbors,
             connected: s.connected,
             peers_known: s.peers_known,
