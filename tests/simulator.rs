@@ -124,6 +124,25 @@ fn a_partition_heals_to_full_coverage() {
 }
 
 #[test]
+fn a_reorganisation_seen_late_by_a_third_misleads_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = run(scenario("fork"), 1, 120, 120, dir.path());
+    let stat = |k: &str| s.driver_stats.get(k).copied();
+    // Both checks ran and found no holding credited to a neighbour that
+    // lacks the file, during the disagreement or after it.
+    assert_eq!(stat("misattributed_holdings_while_forked"), Some(0));
+    assert_eq!(stat("misattributed_holdings_after_views_agree"), Some(0));
+    // No request was wasted on a misread inventory (a "not found" answer).
+    assert_eq!(stat("not_found"), None, "{:?}", s.driver_stats);
+    assert_eq!(stat("not_found_after_views_agree"), None);
+    assert_eq!(
+        s.final_coverage, 1.0,
+        "the new chain's files reach everyone"
+    );
+    assert_eq!(s.files_announced, 140);
+}
+
+#[test]
 fn nodes_that_lose_their_data_recover_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = run(scenario("data-loss"), 1, 60, 300, dir.path());

@@ -268,6 +268,12 @@ impl Core {
         v
     }
 
+    /// The positions a neighbour is counted as holding (within the prefix
+    /// our whitelists are known to share).
+    pub fn neighbor_inventory(&self, peer: &PeerId) -> Option<&RangeSet> {
+        self.neighbors.get(peer)?.inventory.as_ref()
+    }
+
     pub fn peer_table(&self) -> &PeerTable {
         &self.peers
     }

@@ -169,13 +169,6 @@ impl Core {
             diverged = was_diverged;
         }
         self.set_common(now, peer, common, diverged);
-        if diverged && !was_diverged {
-            // Its inventory answer will carry the ancestry that tells us
-            // where the lists part (our request's view differs from its).
-            tracing::debug!(%peer, common, "neighbour's whitelist differs from ours");
-            let request = Request::Inventory { view: self.view() };
-            self.send(now, peer, request, Pending::Inventory);
-        }
     }
 
     /// Our whitelist changed: every neighbour's agreement is checked again.
@@ -190,16 +183,30 @@ impl Core {
     /// Moves a neighbour's holdings between counted and held back as
     /// `common` moves, keeping the holder counts right; and tells it what of
     /// ours it may now hear of (the shared prefix grew, or the lists agree).
+    ///
+    /// When the lists start or stop disagreeing, one of them changed under
+    /// the inventory we keep: its holdings past the shared prefix are stale
+    /// (they were positions of the other chain), so they are dropped and its
+    /// inventory is asked for again. Its answer carries ancestry when the
+    /// views still differ.
     fn set_common(&mut self, now: Instant, peer: PeerId, common: u64, diverged: bool) {
         let Some(n) = self.neighbors.get_mut(&peer) else {
             return;
         };
         let limit = |c: &PeerChain| if c.diverged { c.common } else { u64::MAX };
         let told_below = limit(&n.chain);
+        let flipped = n.chain.diverged != diverged;
         n.chain.diverged = diverged;
         let old_common = std::mem::replace(&mut n.chain.common, common);
         let may_tell_below = limit(&n.chain);
-        if old_common != common
+        if flipped {
+            n.chain.held_back = RangeSet::new();
+            if let Some(old) = n.inventory.take() {
+                let below = split_at(&old, common).0;
+                n.inventory = Some(below.clone());
+                self.shift_holders(Some(&old), Some(&below));
+            }
+        } else if old_common != common
             && let Some(old) = n.inventory.take()
         {
             let mut all = old.clone();
@@ -219,6 +226,11 @@ impl Core {
                 };
                 self.send(now, peer, request, Pending::Other);
             }
+        }
+        if flipped {
+            tracing::debug!(%peer, common, diverged, "neighbour's whitelist agreement changed");
+            let request = Request::Inventory { view: self.view() };
+            self.send(now, peer, request, Pending::Inventory);
         }
     }
 

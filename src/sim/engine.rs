@@ -75,6 +75,11 @@ pub enum Ev {
     PartitionStart,
     PartitionHeal,
     DataLoss,
+    Fork,
+    /// Counts holdings credited to neighbours that do not hold the file.
+    ForkCheck {
+        label: &'static str,
+    },
     Sample,
     IdleSweep,
 }
@@ -128,6 +133,14 @@ pub struct Sim {
     pub sybil_pool: Vec<PeerRecord>,
     next_gen: u64,
     pub record: Record,
+    /// Chain reorganisations so far; a node whose `chain_epoch` is older
+    /// rolls back to `fork_point` when its follower next reports.
+    pub fork_epoch: u32,
+    /// The next file a block announces.
+    pub next_block_file: usize,
+    pub fork_point: usize,
+    /// When every follower has seen the reorganisation.
+    pub fork_agreed_us: u64,
     /// After this, no scripted event is left (for `stop_when_covered`).
     pub script_ends_us: u64,
 }
@@ -155,6 +168,10 @@ impl Sim {
             sybil_pool: Vec::new(),
             next_gen: 0,
             record: Record::new(),
+            fork_epoch: 0,
+            next_block_file: 0,
+            fork_point: 0,
+            fork_agreed_us: u64::MAX,
             script_ends_us: 0,
         };
         sim.setup();
@@ -254,6 +271,8 @@ impl Sim {
             Ev::PartitionStart => self.partition_start(),
             Ev::PartitionHeal => self.partitioned = false,
             Ev::DataLoss => self.data_loss(),
+            Ev::Fork => self.fork(),
+            Ev::ForkCheck { label } => self.count_misattributed(label),
             Ev::Sample => self.sample(),
             Ev::IdleSweep => self.idle_sweep(),
         }
@@ -371,7 +390,18 @@ impl Sim {
                 let source = format!("peer:{from}");
                 self.nodes[n as usize].inbox.stash(hash, bytes, &source);
             }
-            Action::Penalize { .. } => {}
+            Action::Penalize { reason, .. } => {
+                // A "not found" is an honest peer asked for what it never
+                // had: a request wasted on a misread inventory.
+                if reason == crate::atlas::Penalty::NotFound {
+                    let label = if self.now >= self.fork_agreed_us {
+                        "not_found_after_views_agree"
+                    } else {
+                        "not_found"
+                    };
+                    self.record.count(label);
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 //! bandwidth and latency, and the store (zone files held, the pending inbox).
 
 mod engine;
+mod fork;
 mod network;
 mod node;
 mod plot;

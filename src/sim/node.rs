@@ -45,6 +45,8 @@ pub struct SimNode {
     pub inbox: SimInbox,
     /// Whitelist entries this node's follower has delivered.
     pub whitelist_len: usize,
+    /// The reorganisations its follower has seen (`Sim::fork_epoch`).
+    pub chain_epoch: u32,
     pub timer: Option<Instant>,
     pub conns: BTreeMap<NodeId, Conn>,
     /// Requests being served: who asked, their id, kind, and when the asker gives up.
@@ -80,6 +82,7 @@ impl SimNode {
             held_count: 0,
             inbox: SimInbox::default(),
             whitelist_len: 0,
+            chain_epoch: 0,
             timer: None,
             conns: BTreeMap::new(),
             inbound: HashMap::new(),

@@ -192,6 +192,21 @@ impl Record {
         self.check_full(now);
     }
 
+    /// A reorganisation took `file`'s announcement off the chain: it no
+    /// longer counts toward coverage or propagation.
+    pub fn unannounce(&mut self, file: u32, now: u64) {
+        let f = file as usize;
+        if self.announced_at[f].take().is_none() {
+            return;
+        }
+        self.announced -= 1;
+        self.present_pairs -= self.holders[f] as u64;
+        self.not_full.remove(&file);
+        self.reached[f] = [None; 3];
+        self.published_at[f] = None;
+        self.check_full(now);
+    }
+
     pub fn sent(&mut self, kind: Kind, bytes: usize) {
         self.bytes[kind as usize] += bytes as u64;
         self.msgs[kind as usize] += 1;

@@ -76,6 +76,7 @@ pub struct Scenario {
     pub churn: Churn,
     pub partition: Partition,
     pub data_loss: DataLoss,
+    pub fork: Fork,
     pub adversary: Adversary,
 }
 
@@ -100,6 +101,7 @@ impl Default for Scenario {
             churn: Churn::default(),
             partition: Partition::default(),
             data_loss: DataLoss::default(),
+            fork: Fork::default(),
             adversary: Adversary::default(),
         }
     }
@@ -192,6 +194,19 @@ pub struct Partition {
 pub struct DataLoss {
     pub fraction: f64,
     pub at_s: f64,
+}
+
+/// A chain reorganisation at `at_s`: the last `depth` announcements are
+/// replaced by as many new ones (new zone files, uploaded like a block's).
+/// Most followers see it within `publish.follower_lag_s`; a `late_fraction`
+/// of the nodes only `late_s` later, and meanwhile disagree with the rest.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fork {
+    pub depth: usize,
+    pub at_s: f64,
+    pub late_fraction: f64,
+    pub late_s: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -290,6 +305,13 @@ impl Scenario {
             (0.0..0.5).contains(&n.loss),
             "network.loss",
             "must be in [0, 0.5)",
+        )?;
+        let f = &self.fork;
+        check(
+            f.depth == 0
+                || (f.at_s > 0.0 && f.late_s >= 0.0 && (0.0..=1.0).contains(&f.late_fraction)),
+            "fork",
+            "with depth > 0, at_s must be positive, late_s not negative, late_fraction in [0, 1]",
         )?;
         check(
             n.dial_timeout_s > 0.0,

@@ -45,7 +45,8 @@ impl Sim {
                 as usize
                 + 1
         };
-        let total = sc.files + blocks * sc.publish.files_per_block;
+        // The reorganisation's replacement files come last.
+        let total = sc.files + blocks * sc.publish.files_per_block + sc.fork.depth;
         for i in 0..total {
             let b = zonefile(i, sizes::draw(&mut self.rng));
             let h = Hash160::of(&b);
@@ -53,6 +54,7 @@ impl Sim {
             self.files.push((h, b));
         }
         self.announced = self.files[..sc.files].iter().map(|(h, _)| *h).collect();
+        self.next_block_file = sc.files;
         self.record.set_files(total, sc.files);
         for (i, _) in self.files[..sc.files].iter().enumerate() {
             self.record.announce(i as u32, 0);
@@ -143,6 +145,12 @@ impl Sim {
             self.schedule(secs(sc.partition.heal_s), Ev::PartitionHeal);
             script_end = script_end.max(secs(sc.partition.heal_s));
         }
+        if sc.fork.depth > 0 {
+            self.schedule(secs(sc.fork.at_s), Ev::Fork);
+            script_end = script_end.max(secs(
+                sc.fork.at_s + sc.fork.late_s + sc.publish.follower_lag_s + 1.0,
+            ));
+        }
         if sc.data_loss.fraction > 0.0 {
             self.schedule(secs(sc.data_loss.at_s), Ev::DataLoss);
             script_end = script_end.max(secs(sc.data_loss.at_s));
@@ -207,6 +215,7 @@ impl Sim {
         }
         let hashes = self.announced.clone();
         self.nodes[n as usize].whitelist_len = hashes.len();
+        self.nodes[n as usize].chain_epoch = self.fork_epoch;
         self.grow_whitelist(n, 0, hashes);
     }
 
@@ -251,12 +260,21 @@ impl Sim {
 
     pub(super) fn deliver_whitelist(&mut self, n: NodeId, upto: usize) {
         let node = &self.nodes[n as usize];
-        if !node.alive || node.whitelist_len >= upto {
+        // A follower that has not seen the last reorganisation rolls back
+        // to the fork and reads the chain from there.
+        let stale = node.chain_epoch < self.fork_epoch;
+        if !node.alive || (!stale && node.whitelist_len >= upto) {
             return;
         }
-        let from = node.whitelist_len;
+        let from = if stale {
+            node.whitelist_len.min(self.fork_point)
+        } else {
+            node.whitelist_len
+        };
+        let upto = upto.min(self.announced.len()).max(from);
         let hashes = self.announced[from..upto].to_vec();
         self.nodes[n as usize].whitelist_len = upto;
+        self.nodes[n as usize].chain_epoch = self.fork_epoch;
         self.grow_whitelist(n, from, hashes);
     }
 
@@ -309,12 +327,17 @@ impl Sim {
     /// A block: new announcements; each file is uploaded to a random live node.
     pub(super) fn block(&mut self) {
         let p = self.scenario.publish.clone();
-        let from = self.announced.len();
-        let upto = (from + p.files_per_block).min(self.files.len());
-        for f in from..upto {
+        // Block files are numbered after the initial ones; a reorganisation's
+        // replacements come after them all.
+        let last = self.files.len() - self.scenario.fork.depth;
+        let from = self.next_block_file;
+        let upto_file = (from + p.files_per_block).min(last);
+        self.next_block_file = upto_file;
+        for f in from..upto_file {
             self.announced.push(self.files[f].0);
             self.record.announce(f as u32, self.now);
         }
+        let upto = self.announced.len();
         let lag = secs(p.follower_lag_s);
         for k in 0..self.alive.len() {
             let n = self.alive[k];
@@ -327,7 +350,7 @@ impl Sim {
             .copied()
             .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
             .collect();
-        for f in from..upto {
+        for f in from..upto_file {
             if let Some(&n) = honest.get(self.rng.random_range(0..honest.len().max(1))) {
                 let at = self.now + self.rng.random_range(0..=lag + secs(1.0));
                 self.schedule(
@@ -345,7 +368,7 @@ impl Sim {
         } else {
             u64::MAX
         };
-        if upto < self.files.len() && next <= until {
+        if upto_file < last && next <= until {
             self.schedule(next, Ev::Block);
         }
     }
