@@ -13,6 +13,7 @@
 
 mod announced;
 mod config;
+pub mod driver;
 mod handlers;
 pub mod inbox;
 mod intake;
@@ -393,6 +394,11 @@ impl Core {
             addrs,
         });
         id
+    }
+
+    /// Whether the core still awaits an answer to `id` (it gives up at the deadline).
+    pub fn is_outstanding(&self, id: RequestId) -> bool {
+        self.outstanding.contains_key(&id)
     }
 
     fn take_outstanding(&mut self, id: RequestId) -> Option<Outstanding> {

@@ -12,6 +12,7 @@ use crate::zonefile::Hash160;
 
 mod failures;
 mod intake;
+mod parity;
 mod serving;
 mod tree;
 mod views;

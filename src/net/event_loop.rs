@@ -20,6 +20,7 @@ mod upkeep;
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::InboundRequest;
 use super::handle::{Command, NodeStatus, PutError, PutOutcome};
+use crate::atlas::driver::Driver;
 use crate::atlas::{
     Action, Core, Event, Failure, InboundId, Instant as CoreInstant, Observation, Origin, Protocol,
     RequestId, Response, Upload,
@@ -31,7 +32,8 @@ use crate::zonefile::Hash160;
 
 pub(super) struct EventLoop {
     swarm: Swarm<Behaviour>,
-    core: Core,
+    /// The core, with the requests in flight and awaiting answers.
+    driver: Driver,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     p2p_metrics: libp2p::metrics::Metrics,
@@ -41,7 +43,6 @@ pub(super) struct EventLoop {
     /// Request ids are per protocol behaviour, so the protocol is part of the key.
     outbound: HashMap<(Protocol, OutboundRequestId), RequestId>,
     inbound: HashMap<InboundId, (Protocol, ResponseChannel<Response>)>,
-    next_inbound: u64,
     penalties: u64,
     has_external: bool,
     /// Seeds whose last dial failed, logged once until they answer.
@@ -67,7 +68,7 @@ impl EventLoop {
         let present = core.status().present;
         EventLoop {
             swarm,
-            core,
+            driver: Driver::new(core),
             store,
             metrics,
             p2p_metrics,
@@ -76,7 +77,6 @@ impl EventLoop {
             start: TokioInstant::now(),
             outbound: HashMap::new(),
             inbound: HashMap::new(),
-            next_inbound: 0,
             penalties: 0,
             has_external,
             seeds_down: Default::default(),
@@ -106,6 +106,7 @@ impl EventLoop {
         let mut whitelist_open = true;
         loop {
             let deadline = self
+                .driver
                 .core
                 .poll_timeout()
                 .map(|t| self.to_tokio(t))
@@ -122,7 +123,7 @@ impl EventLoop {
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
-                    self.core.handle_timeout(now);
+                    self.driver.handle_timeout(now);
                 }
                 _ = ticker.tick() => self.periodic(),
             }
@@ -130,14 +131,14 @@ impl EventLoop {
             self.publish();
         }
         let now = self.now();
-        if let Err(e) = self.store.save_peers(&self.core.peer_snapshot(now)) {
+        if let Err(e) = self.store.save_peers(&self.driver.core.peer_snapshot(now)) {
             tracing::warn!("saving peers at shutdown: {e}");
         }
     }
 
     fn feed(&mut self, event: Event) {
         let now = self.now();
-        self.core.handle(now, event);
+        self.driver.handle(now, event);
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -182,22 +183,24 @@ impl EventLoop {
                 });
                 self.seed_reached(peer_id, dialed_addr.as_ref());
                 if let Some(a) = &dialed_addr
-                    && self.core.is_bare_seed(a)
+                    && self.driver.core.is_bare_seed(a)
                 {
                     tracing::info!(peer = %peer_id, "seed {a} answered");
                     let now = self.now();
-                    self.core.add_seed(peer_id, vec![a.clone()], now);
+                    self.driver.core.add_seed(peer_id, vec![a.clone()], now);
                 }
-                self.feed(Event::PeerConnected {
-                    peer: peer_id,
-                    dialed_addr,
-                });
+                let now = self.now();
+                self.driver.connected(now, peer_id, dialed_addr);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
-            } => self.feed(Event::PeerDisconnected { peer: peer_id }),
+            } => {
+                // Its requests in flight fail first (libp2p reports them later).
+                let now = self.now();
+                self.driver.disconnected(now, peer_id);
+            }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 self.on_dial_error(peer_id, &error)
             }
@@ -205,7 +208,7 @@ impl EventLoop {
                 tracing::info!("listening on {address}");
                 if !self.has_external {
                     let addrs: Vec<_> = self.swarm.listeners().cloned().collect();
-                    self.core.set_listen_addrs(addrs);
+                    self.driver.core.set_listen_addrs(addrs);
                 }
             }
             _ => {}
@@ -224,24 +227,26 @@ impl EventLoop {
                     ..
                 } => {
                     tracing::warn!(%peer, ?protocol, "malformed request refused: {}", rejected.0);
-                    self.feed(Event::Malformed { peer });
+                    let now = self.now();
+                    self.driver.malformed(now, peer);
                 }
                 request_response::Message::Request {
                     request: Ok(request),
                     channel,
                     ..
                 } => {
-                    let id = InboundId(self.next_inbound);
-                    self.next_inbound += 1;
+                    let now = self.now();
+                    // The core's answer is queued, not sent, until the channel is kept.
+                    let id = self.driver.request(now, peer, request);
                     self.inbound.insert(id, (protocol, channel));
-                    self.feed(Event::Request { peer, id, request });
                 }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
                     if let Some(id) = self.outbound.remove(&(protocol, request_id)) {
-                        self.feed(Event::Response { peer, id, response });
+                        let now = self.now();
+                        self.driver.response(now, id, response);
                     }
                 }
             },
@@ -258,7 +263,8 @@ impl EventLoop {
                     tracing::debug!(%peer, ?protocol, reason = reason.label(), "request failed: {error}");
                 }
                 if let Some(id) = self.outbound.remove(&(protocol, request_id)) {
-                    self.feed(Event::RequestFailed { peer, id, reason });
+                    let now = self.now();
+                    self.driver.failed(now, id, reason);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -266,7 +272,8 @@ impl EventLoop {
                     && e.kind() == std::io::ErrorKind::InvalidData
                 {
                     tracing::warn!(%peer, ?protocol, "malformed request refused: {e}");
-                    self.feed(Event::Malformed { peer });
+                    let now = self.now();
+                    self.driver.malformed(now, peer);
                 }
             }
             request_response::Event::ResponseSent { .. } => {}
@@ -291,7 +298,7 @@ impl EventLoop {
 
     fn put(&mut self, bytes: Bytes, source: &str) -> Result<PutOutcome, PutError> {
         let hash = Hash160::of(&bytes);
-        match self.core.upload_decision(&hash) {
+        match self.driver.core.upload_decision(&hash) {
             Upload::Stash => {
                 self.store.stash_pending(&hash, &bytes, source)?;
                 Ok(PutOutcome::Pending { hash })
@@ -346,7 +353,7 @@ impl EventLoop {
     fn drain_actions(&mut self) {
         loop {
             let mut to_store = Vec::new();
-            while let Some(action) = self.core.poll_action() {
+            while let Some(action) = self.driver.poll_action() {
                 match action {
                     Action::Store {
                         hash,
@@ -362,7 +369,7 @@ impl EventLoop {
             // A failure is the store's to report; the core refetches later.
             let _ = self.commit(to_store);
         }
-        for obs in self.core.drain_observations() {
+        for obs in self.driver.core.drain_observations() {
             match obs {
                 Observation::FetchLatency(d) => self.metrics.fetch_latency.observe(d.as_secs_f64()),
                 Observation::PushFanout(n) => self.metrics.push_fanout.observe(f64::from(n)),
@@ -502,6 +509,7 @@ impl EventLoop {
     }
 
     fn respond(&mut self, id: InboundId, response: Response) {
+        self.driver.answered(id);
         if let Some((protocol, channel)) = self.inbound.remove(&id) {
             // The peer may have gone; nothing to do then.
             let _ = self

@@ -234,23 +234,21 @@ impl Sim {
                     return;
                 }
                 node.timer = None;
-                node.core.handle_timeout(Instant::from_micros(self.now));
+                node.driver.handle_timeout(Instant::from_micros(self.now));
                 self.drain(n);
             }
             Ev::Deliver { to, from, msg } => self.deliver(to, from, msg),
             Ev::Failed { to, peer, id } => {
+                let _ = peer;
                 if self.nodes[to as usize].alive
                     && self.nodes[to as usize].inflight.remove(&id).is_some()
                 {
                     self.record.count("requests_failed_dial");
-                    self.feed(
-                        to,
-                        Event::RequestFailed {
-                            peer,
-                            id,
-                            reason: Failure::Unreachable,
-                        },
-                    );
+                    let now = Instant::from_micros(self.now);
+                    self.nodes[to as usize]
+                        .driver
+                        .failed(now, id, Failure::Unreachable);
+                    self.drain(to);
                 }
             }
             Ev::Connected {
@@ -284,19 +282,19 @@ impl Sim {
         if !node.alive {
             return;
         }
-        node.core.handle(Instant::from_micros(self.now), event);
+        node.driver.handle(Instant::from_micros(self.now), event);
         self.drain(n);
     }
 
     /// Carries out a core's actions until it has none, then re-arms its timer.
     pub fn drain(&mut self, n: NodeId) {
         loop {
-            let Some(action) = self.nodes[n as usize].core.poll_action() else {
+            let Some(action) = self.nodes[n as usize].driver.poll_action() else {
                 break;
             };
             self.execute(n, action);
         }
-        for obs in self.nodes[n as usize].core.drain_observations() {
+        for obs in self.nodes[n as usize].driver.core.drain_observations() {
             if let Observation::WalkSample(p) = obs {
                 // Consecutive samples of one walk are correlated (a rejected
                 // move samples the same node again); every 25th is close to
@@ -313,6 +311,7 @@ impl Sim {
         // A deadline already past fires now; the stored time is the one queued.
         let now = self.now;
         let next = self.nodes[n as usize]
+            .driver
             .core
             .poll_timeout()
             .map(|t| t.max(Instant::from_micros(now)));
@@ -339,6 +338,7 @@ impl Sim {
                     // Silence: the asker's request times out.
                     self.record.count("requests_withheld");
                     self.nodes[n as usize].inbound.remove(&id.0);
+                    self.nodes[n as usize].driver.answered(id);
                     return;
                 }
                 let node = &self.nodes[n as usize];
@@ -377,7 +377,7 @@ impl Sim {
                     self.store(n, f);
                 }
                 let node = &mut self.nodes[n as usize];
-                node.core.handle(
+                node.driver.handle(
                     now,
                     Event::ZonefileStored {
                         hash,
@@ -457,6 +457,7 @@ impl Sim {
     }
 
     fn respond(&mut self, b: NodeId, id: InboundId, mut response: Response) {
+        self.nodes[b as usize].driver.answered(id);
         let Some((a, rid, kind, deadline)) = self.nodes[b as usize].inbound.remove(&id.0) else {
             return;
         };
@@ -515,29 +516,25 @@ impl Sim {
                 deadline,
             } => {
                 let node = &mut self.nodes[to as usize];
-                let iid = node.next_inbound;
-                node.next_inbound += 1;
-                node.inbound
-                    .insert(iid, (from, id, Kind::of(&request), deadline));
-                self.feed(
-                    to,
-                    Event::Request {
-                        peer: from_peer,
-                        id: InboundId(iid),
-                        request,
-                    },
-                );
+                if !node.alive {
+                    return;
+                }
+                let kind = Kind::of(&request);
+                // The core's answer is queued until the route back is kept.
+                let iid = node
+                    .driver
+                    .request(Instant::from_micros(now), from_peer, request);
+                node.inbound.insert(iid.0, (from, id, kind, deadline));
+                self.drain(to);
             }
             Msg::Response { id, response } => {
                 if self.nodes[to as usize].inflight.remove(&id).is_some() {
-                    self.feed(
-                        to,
-                        Event::Response {
-                            peer: from_peer,
-                            id,
-                            response,
-                        },
+                    self.nodes[to as usize].driver.response(
+                        Instant::from_micros(now),
+                        id,
+                        response,
                     );
+                    self.drain(to);
                 }
             }
         }

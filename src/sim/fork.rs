@@ -80,11 +80,12 @@ impl Sim {
             if !node.counts() {
                 continue;
             }
-            let ours = node.core.whitelist();
-            for (peer, _, _) in node.core.neighbor_list() {
-                let (Some(inv), Some(&b)) =
-                    (node.core.neighbor_inventory(&peer), self.by_peer.get(&peer))
-                else {
+            let ours = node.driver.core.whitelist();
+            for (peer, _, _) in node.driver.core.neighbor_list() {
+                let (Some(inv), Some(&b)) = (
+                    node.driver.core.neighbor_inventory(&peer),
+                    self.by_peer.get(&peer),
+                ) else {
                     continue;
                 };
                 let holder = &self.nodes[b as usize];

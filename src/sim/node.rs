@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId};
 
+use crate::atlas::driver::Driver;
 use crate::atlas::inbox::{InboxLedger, InboxLimits};
 use crate::atlas::{Core, Instant, Request, RequestId};
 use crate::zonefile::Hash160;
@@ -32,7 +33,8 @@ pub struct Conn {
 }
 
 pub struct SimNode {
-    pub core: Core,
+    /// The core, with its requests in flight (the same piece the node uses).
+    pub driver: Driver,
     pub peer: PeerId,
     pub addr: Multiaddr,
     pub alive: bool,
@@ -51,7 +53,6 @@ pub struct SimNode {
     pub conns: BTreeMap<NodeId, Conn>,
     /// Requests being served: who asked, their id, kind, and when the asker gives up.
     pub(super) inbound: HashMap<u64, (NodeId, RequestId, Kind, u64)>,
-    pub(super) next_inbound: u64,
     /// Our requests awaiting an answer: id -> (target, kind).
     pub(super) inflight: HashMap<RequestId, (Option<NodeId>, Kind)>,
     pub up_free: u64,
@@ -72,7 +73,7 @@ impl SimNode {
         now: u64,
     ) -> SimNode {
         SimNode {
-            core,
+            driver: Driver::new(core),
             peer,
             addr,
             alive: true,
@@ -86,7 +87,6 @@ impl SimNode {
             timer: None,
             conns: BTreeMap::new(),
             inbound: HashMap::new(),
-            next_inbound: 0,
             inflight: HashMap::new(),
             up_free: now,
             joined_us: now,

@@ -106,9 +106,11 @@ impl Sim {
                             self.nodes[j as usize].peer,
                             self.nodes[j as usize].addr.clone(),
                         );
-                        self.nodes[i as usize]
-                            .core
-                            .add_known_peer(p, vec![a], Instant::ZERO);
+                        self.nodes[i as usize].driver.core.add_known_peer(
+                            p,
+                            vec![a],
+                            Instant::ZERO,
+                        );
                     }
                 }
             }
@@ -191,7 +193,7 @@ impl Sim {
         for s in 0..self.scenario.seeds.min(self.nodes.len()) {
             if s as NodeId != n {
                 let (p, a) = (self.nodes[s].peer, self.nodes[s].addr.clone());
-                self.nodes[n as usize].core.add_seed(p, vec![a], at);
+                self.nodes[n as usize].driver.core.add_seed(p, vec![a], at);
             }
         }
     }
@@ -307,7 +309,7 @@ impl Sim {
         let (hash, bytes) = self.files[file as usize].clone();
         let now = self.now;
         self.record.publish(file, now);
-        match self.nodes[n as usize].core.upload_decision(&hash) {
+        match self.nodes[n as usize].driver.core.upload_decision(&hash) {
             Upload::Store => {
                 self.store(n, file);
                 self.feed(
@@ -460,7 +462,7 @@ impl Sim {
             let addr = self.nodes[n as usize].addr.clone();
             let core = Core::new(self.cfg.clone(), peer, vec![addr], self.rng.random());
             let node = &mut self.nodes[n as usize];
-            node.core = core;
+            node.driver = crate::atlas::driver::Driver::new(core);
             node.peer = peer;
             node.group = group;
             self.add_seeds(n);
@@ -483,7 +485,7 @@ impl Sim {
         self.alive
             .iter()
             .filter(|n| self.nodes[**n as usize].counts())
-            .map(|n| self.nodes[*n as usize].core.status().neighbors)
+            .map(|n| self.nodes[*n as usize].driver.core.status().neighbors)
             .collect()
     }
 
@@ -511,7 +513,7 @@ impl Sim {
             if !self.nodes[n as usize].counts() {
                 continue;
             }
-            for (p, _, _) in self.nodes[n as usize].core.neighbor_list() {
+            for (p, _, _) in self.nodes[n as usize].driver.core.neighbor_list() {
                 total += 1;
                 if let Some(&b) = self.by_peer.get(&p)
                     && self.nodes[b as usize].role != Role::Sybil
@@ -539,7 +541,7 @@ impl Sim {
         self.record.walk_visits = visits;
         let mut totals = crate::atlas::Stats::default();
         for node in &self.nodes {
-            totals.add(&node.core.stats);
+            totals.add(&node.driver.core.stats);
         }
         self.record.core_stats = totals
             .counted()

@@ -16,12 +16,14 @@ impl EventLoop {
     pub(super) fn peer_infos(&self) -> Vec<PeerInfo> {
         let now = self.now();
         let neighbors: HashMap<PeerId, (bool, Option<u64>)> = self
+            .driver
             .core
             .neighbor_list()
             .into_iter()
             .map(|(p, out, inv)| (p, (out, inv)))
             .collect();
         let mut v: Vec<PeerInfo> = self
+            .driver
             .core
             .peer_table()
             .iter()
@@ -32,7 +34,7 @@ impl EventLoop {
                     addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
                     neighbor: n.map(|(out, _)| if *out { "outbound" } else { "inbound" }),
                     inventory: n.and_then(|(_, inv)| *inv),
-                    chain: self.core.agreement(p).map(|a| a.label()),
+                    chain: self.driver.core.agreement(p).map(|a| a.label()),
                     connected: self.swarm.is_connected(p),
                     health: e.health(),
                     banned: e.is_banned(now),
@@ -44,7 +46,7 @@ impl EventLoop {
     }
 
     pub(super) fn publish(&mut self) {
-        let s = self.core.status();
+        let s = self.driver.core.status();
         let m = &self.metrics;
         m.peers_known.set(s.peers_known as i64);
         m.neighbors.set(s.neighbors as i64);
@@ -59,10 +61,10 @@ impl EventLoop {
             .set(self.chain.confirmed_height as i64);
         m.chain_halted.set(i64::from(self.chain.halted.is_some()));
         m.set_store(&self.store.health());
-        m.absorb(&self.core.stats);
+        m.absorb(&self.driver.core.stats);
         let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
         let next = NodeStatus {
-            peer_id: self.core.local_peer().to_string(),
+            peer_id: self.driver.core.local_peer().to_string(),
             listen_addrs,
             neighbors: s.neighbors,
             diverged_neighbors: s.diverged_neighbors,
@@ -74,7 +76,7 @@ impl EventLoop {
             missing: s.missing,
             pending,
             penalties: self.penalties,
-            request_failures: self.core.stats.request_failures.iter().sum(),
+            request_failures: self.driver.core.stats.request_failures.iter().sum(),
             chain: self.chain.clone(),
             store: self.store.health(),
         };
@@ -90,7 +92,7 @@ impl EventLoop {
 
     /// Every 10 s: a progress line while catching up, and peers to disk.
     pub(super) fn periodic(&mut self) {
-        let s = self.core.status();
+        let s = self.driver.core.status();
         let now = TokioInstant::now();
         let elapsed = now.duration_since(self.progress.last_at).as_secs_f64();
         let gained = s.present.saturating_sub(self.progress.last_present);
@@ -114,7 +116,7 @@ impl EventLoop {
         self.progress.last_at = now;
         self.progress.last_present = s.present;
         self.drop_corrupt();
-        let snapshot = self.core.peer_snapshot(self.now());
+        let snapshot = self.driver.core.peer_snapshot(self.now());
         if let Err(e) = self.store.save_peers(&snapshot) {
             tracing::warn!("saving peers: {e}");
         }
@@ -123,7 +125,12 @@ impl EventLoop {
     /// The seed a failed dial was for, if it was one.
     fn seed_of(&self, peer: Option<PeerId>, error: &DialError) -> Option<String> {
         if let Some(p) = peer
-            && self.core.peer_table().get(&p).is_some_and(|e| e.pinned)
+            && self
+                .driver
+                .core
+                .peer_table()
+                .get(&p)
+                .is_some_and(|e| e.pinned)
         {
             return Some(p.to_string());
         }
@@ -135,7 +142,7 @@ impl EventLoop {
             if matches!(a.iter().last(), Some(AddrPart::P2p(_))) {
                 a.pop();
             }
-            self.core.is_bare_seed(&a).then(|| a.to_string())
+            self.driver.core.is_bare_seed(&a).then(|| a.to_string())
         })
     }
 

@@ -99,27 +99,15 @@ impl Sim {
         if !node.alive {
             return;
         }
-        let mut failed: Vec<RequestId> = node
-            .inflight
-            .iter()
-            .filter(|(_, (t, _))| *t == Some(from))
-            .map(|(id, _)| *id)
-            .collect();
-        failed.sort();
+        node.inflight.retain(|_, (t, _)| *t != Some(from));
         let peer = self.nodes[from as usize].peer;
-        for id in failed {
+        // The shared driver fails what was in flight, then reports the close.
+        let now = Instant::from_micros(self.now);
+        let failed = self.nodes[to as usize].driver.disconnected(now, peer);
+        for _ in 0..failed {
             self.record.count("requests_failed_connection_closed");
-            self.nodes[to as usize].inflight.remove(&id);
-            self.feed(
-                to,
-                Event::RequestFailed {
-                    peer,
-                    id,
-                    reason: Failure::Closed,
-                },
-            );
         }
-        self.feed(to, Event::PeerDisconnected { peer });
+        self.drain(to);
     }
 
     /// When a message of `size` bytes sent by `a` at `start` is in `b`'s
