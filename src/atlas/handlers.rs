@@ -63,12 +63,13 @@ impl Core {
                     },
                 );
             }
-            Request::Inventory { view } => {
+            Request::Inventory { view, ancestry } => {
                 if !self.accept_inbound(now, peer) && self.cfg.neighbors_only {
                     self.respond(peer, id, Response::Busy);
                     return;
                 }
-                self.observe_view(now, peer, &view, None);
+                let ancestry = (!ancestry.is_empty()).then_some(ancestry.as_slice());
+                self.observe_view(now, peer, &view, ancestry);
                 self.respond(
                     peer,
                     id,

@@ -54,7 +54,8 @@ impl Core {
         pending: Vec<(Hash160, Bytes)>,
     ) {
         let len = self.whitelist.len();
-        if from < len {
+        let rolled_back = from < len;
+        if rolled_back {
             self.on_rollback(now, from);
         } else if from > len {
             tracing::warn!(from, len, "whitelist update leaves a gap; ignored");
@@ -104,6 +105,9 @@ impl Core {
         }
         // Views of neighbours that were ahead of us may be checkable now.
         self.recheck_views(now);
+        if rolled_back {
+            self.announce_rollback(now);
+        }
         self.sched_dirty = true;
     }
 

@@ -57,7 +57,13 @@ pub enum Request {
     },
     /// "Send me your whole inventory." Asking it also makes the caller the
     /// callee's neighbour.
-    Inventory { view: ChainView },
+    Inventory {
+        view: ChainView,
+        /// Sent by a node whose whitelist just rolled back, so its neighbours
+        /// learn where its list now parts from theirs (as in `Response::Inventory`);
+        /// empty otherwise.
+        ancestry: Vec<[u8; 20]>,
+    },
     /// Indices the sender gained since it last said.
     InventoryDelta { view: ChainView, added: RangeSet },
     GetZonefiles {

@@ -328,7 +328,10 @@ impl Core {
                 held,
                 pending,
             } => self.on_whitelist_grew(now, from_index, hashes, &held, pending),
-            Event::WhitelistRolledBack { to_index } => self.on_rollback(now, to_index),
+            Event::WhitelistRolledBack { to_index } => {
+                self.on_rollback(now, to_index);
+                self.announce_rollback(now);
+            }
             Event::ZonefileStored {
                 hash,
                 bytes,

@@ -201,7 +201,10 @@ impl Core {
                 chain: Default::default(),
             },
         );
-        let request = Request::Inventory { view: self.view() };
+        let request = Request::Inventory {
+            view: self.view(),
+            ancestry: Vec::new(),
+        };
         self.send(now, peer, request, Pending::Inventory);
     }
 
@@ -297,7 +300,10 @@ impl Core {
             if let Some(n) = self.neighbors.get_mut(&p) {
                 n.next_resync = now + CoreConfig::ms(self.cfg.inventory_resync_ms);
             }
-            let request = Request::Inventory { view: self.view() };
+            let request = Request::Inventory {
+                view: self.view(),
+                ancestry: Vec::new(),
+            };
             self.send(now, p, request, Pending::Inventory);
         }
         for p in idle {

@@ -70,7 +70,13 @@ impl Harness {
                 dialed_addr: None,
             },
         );
-        self.request(peer, Request::Inventory { view });
+        self.request(
+            peer,
+            Request::Inventory {
+                view,
+                ancestry: vec![],
+            },
+        );
         let acts = self.actions();
         let req = acts
             .iter()

@@ -24,6 +24,9 @@ use super::messages::{ChainView, Request};
 use super::time::Instant;
 use super::{Core, Pending};
 
+/// Prefix digests kept per neighbour: an ancestry's worth.
+const MAX_POINTS: usize = 80;
+
 /// How a neighbour's whitelist relates to ours, for `/v1/peers`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Agreement {
@@ -138,6 +141,9 @@ impl Core {
                     .copied(),
             ),
         }
+        // Longest first; a neighbour that keeps growing adds a point per
+        // view, and the oldest (shortest) are the least useful.
+        points.truncate(MAX_POINTS);
         n.chain.points = points;
         self.recheck_view(now, peer);
     }
@@ -169,6 +175,23 @@ impl Core {
             diverged = was_diverged;
         }
         self.set_common(now, peer, common, diverged);
+    }
+
+    /// Our whitelist rolled back: our neighbours' picture of it is wrong past
+    /// the fork, and a view alone (in a delta) cannot tell them where that
+    /// is. An inventory request carrying our ancestry does, and refreshes
+    /// what we know of theirs.
+    pub(super) fn announce_rollback(&mut self, now: Instant) {
+        let ancestry = self.ancestry();
+        let mut peers: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        peers.sort();
+        for peer in peers {
+            let request = Request::Inventory {
+                view: self.view(),
+                ancestry: ancestry.clone(),
+            };
+            self.send(now, peer, request, Pending::Inventory);
+        }
     }
 
     /// Our whitelist changed: every neighbour's agreement is checked again.
@@ -229,7 +252,10 @@ impl Core {
         }
         if flipped {
             tracing::debug!(%peer, common, diverged, "neighbour's whitelist agreement changed");
-            let request = Request::Inventory { view: self.view() };
+            let request = Request::Inventory {
+                view: self.view(),
+                ancestry: Vec::new(),
+            };
             self.send(now, peer, request, Pending::Inventory);
         }
     }

@@ -101,6 +101,9 @@ pub struct InventoryRequest {
     pub delta: bool,
     #[prost(bytes = "vec", tag = "3")]
     pub added: Vec<u8>,
+    /// As `InventoryResponse.ancestry`: after the sender's whitelist rolled back.
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub ancestry: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -226,16 +229,18 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             listen_addrs: addrs_to(listen_addrs),
         }
         .encode_to_vec(),
-        Request::Inventory { view } => InventoryRequest {
+        Request::Inventory { view, ancestry } => InventoryRequest {
             view: view_to(view),
             delta: false,
             added: Vec::new(),
+            ancestry: ancestry.iter().map(|d| d.to_vec()).collect(),
         }
         .encode_to_vec(),
         Request::InventoryDelta { view, added } => InventoryRequest {
             view: view_to(view),
             delta: true,
             added: added.encode(),
+            ancestry: Vec::new(),
         }
         .encode_to_vec(),
         Request::GetZonefiles { hashes, graft } => GetZonefilesRequest {
@@ -311,7 +316,10 @@ pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireE
                     added: RangeSet::decode(&m.added)?,
                 }
             } else {
-                Request::Inventory { view }
+                Request::Inventory {
+                    view,
+                    ancestry: ancestry_from(m.ancestry)?,
+                }
             }
         }
         Protocol::Zonefiles => {

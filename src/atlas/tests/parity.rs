@@ -86,7 +86,14 @@ fn session(order: Order) -> (Vec<String>, Vec<(PeerId, Penalty)>) {
     for peer in [a, b] {
         r.d.connected(r.now, peer, None);
         let view = r.d.core.view();
-        r.d.request(r.now, peer, Request::Inventory { view });
+        r.d.request(
+            r.now,
+            peer,
+            Request::Inventory {
+                view,
+                ancestry: vec![],
+            },
+        );
         r.drain();
         for id in r.pending(peer, |q| matches!(q, Request::Inventory { .. })) {
             let response = Response::Inventory {

@@ -19,7 +19,13 @@ fn a_full_node_says_busy_and_the_asker_looks_elsewhere() {
     let second = PeerId::random();
     let view = server.view();
     for (id, request) in [
-        (InboundId(100), Request::Inventory { view }),
+        (
+            InboundId(100),
+            Request::Inventory {
+                view,
+                ancestry: vec![],
+            },
+        ),
         (
             InboundId(101),
             Request::GetZonefiles {
@@ -119,7 +125,10 @@ fn the_original_profile_serves_anyone() {
         Event::Request {
             peer: stranger,
             id: InboundId(1),
-            request: Request::Inventory { view },
+            request: Request::Inventory {
+                view,
+                ancestry: vec![],
+            },
         },
     );
     h.core.handle(

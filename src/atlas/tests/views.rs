@@ -68,7 +68,13 @@ fn a_diverged_neighbour_is_used_only_below_the_fork_until_the_lists_agree() {
             dialed_addr: None,
         },
     );
-    h.request(peer, Request::Inventory { view: their_view });
+    h.request(
+        peer,
+        Request::Inventory {
+            view: their_view,
+            ancestry: vec![],
+        },
+    );
     let acts = h.actions();
     // What we answered: nothing beyond where the lists are known to agree
     // (we hold nothing there yet), and our ancestry, since the views differ.
@@ -148,4 +154,50 @@ fn a_neighbour_ahead_counts_once_our_follower_confirms_its_list() {
     let mut expected: Vec<Hash160> = all.iter().map(|f| f.0).collect();
     expected.sort();
     assert_eq!(asked_hashes(&h.actions()), expected);
+}
+
+#[test]
+fn a_node_that_rolls_back_tells_its_neighbours_where_its_list_now_parts() {
+    let shared = files(0..5);
+    let old: Vec<_> = shared.iter().cloned().chain(files(10..13)).collect();
+    // A reorganisation that replaces 3 entries with 4: the list grows, so
+    // its new view alone looks like an extension of the old one.
+    let new_tail = files(20..24);
+    let mut moved = Harness::new(quiet(), &old);
+    let neighbour = PeerId::random();
+    moved.add_neighbor(neighbour, RangeSet::new());
+    moved.actions();
+    moved.core.handle(
+        moved.now,
+        Event::WhitelistGrew {
+            from_index: 5,
+            hashes: new_tail.iter().map(|f| f.0).collect(),
+            held: vec![],
+            pending: vec![],
+        },
+    );
+    let told = moved.actions().into_iter().find_map(|a| match a {
+        Action::Send {
+            peer,
+            request: Request::Inventory { view, ancestry },
+            ..
+        } if peer == neighbour && !ancestry.is_empty() => Some((view, ancestry)),
+        _ => None,
+    });
+    let (view, ancestry) = told.expect("the neighbour is told, with ancestry");
+    assert_eq!(view.length, 9);
+
+    // On the other side: a node still on the old list, which counted the
+    // mover as holding all 8 of its positions.
+    let mut stayed = Harness::new(quiet(), &old);
+    let mover = PeerId::random();
+    stayed.add_neighbor(mover, (0..8).collect());
+    assert_eq!(stayed.core.agreement(&mover), Some(Agreement::Same));
+    stayed.request(mover, Request::Inventory { view, ancestry });
+    assert_eq!(stayed.core.agreement(&mover), Some(Agreement::Diverged));
+    assert_eq!(
+        stayed.core.neighbor_inventory(&mover).map(RangeSet::count),
+        Some(5),
+        "only the shared prefix still counts"
+    );
 }

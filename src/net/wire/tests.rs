@@ -15,7 +15,10 @@ fn computed_lengths_match_the_encodings() {
             view,
             listen_addrs: vec!["/ip4/1.2.3.4/tcp/6264".parse().unwrap()],
         },
-        Request::Inventory { view },
+        Request::Inventory {
+            view,
+            ancestry: vec![[3; 20]],
+        },
         Request::InventoryDelta {
             view,
             added: RangeSet::full(40),
@@ -80,7 +83,10 @@ fn requests_round_trip() {
             view,
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
         },
-        Request::Inventory { view },
+        Request::Inventory {
+            view,
+            ancestry: vec![],
+        },
         Request::InventoryDelta {
             view,
             added: RangeSet::full(9),
