@@ -5,11 +5,7 @@
 use rand::Rng;
 
 use super::engine::{Ev, Sim};
-use super::node::{NodeId, Role};
-
-fn secs(s: f64) -> u64 {
-    (s * 1e6) as u64
-}
+use super::world::secs;
 
 impl Sim {
     pub(super) fn fork(&mut self) {
@@ -22,8 +18,7 @@ impl Sim {
             self.record.unannounce(file, self.now);
         }
         let first_new = self.files.len() - f.depth;
-        let new_files: Vec<u32> = (first_new..first_new + depth).map(|x| x as u32).collect();
-        for &file in &new_files {
+        for file in first_new as u32..(first_new + depth) as u32 {
             self.announced.push(self.files[file as usize].0);
             self.record.announce(file, self.now);
         }
@@ -43,18 +38,7 @@ impl Sim {
         }
         self.fork_agreed_us = self.now + late.max(lag) + 1;
         // The new chain's files are published as a block's are.
-        let honest: Vec<NodeId> = self
-            .alive
-            .iter()
-            .copied()
-            .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
-            .collect();
-        for file in new_files {
-            if let Some(&n) = honest.get(self.rng.random_range(0..honest.len().max(1))) {
-                let at = self.now + self.rng.random_range(0..=lag + secs(1.0));
-                self.schedule(at, Ev::Upload { node: n, file });
-            }
-        }
+        self.publish_at_random_nodes(first_new as u32..(first_new + depth) as u32, lag);
         let mid = self.now + late / 2;
         self.schedule(
             mid,

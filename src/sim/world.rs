@@ -13,7 +13,7 @@ use super::sizes;
 use crate::atlas::{Core, Event, Instant, PeerRecord, Upload};
 use crate::zonefile::Hash160;
 
-fn secs(s: f64) -> u64 {
+pub(super) fn secs(s: f64) -> u64 {
     (s * 1e6) as u64
 }
 
@@ -346,24 +346,7 @@ impl Sim {
             let at = self.now + self.rng.random_range(0..=lag);
             self.schedule(at, Ev::Whitelist { node: n, upto });
         }
-        let honest: Vec<NodeId> = self
-            .alive
-            .iter()
-            .copied()
-            .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
-            .collect();
-        for f in from..upto_file {
-            if let Some(&n) = honest.get(self.rng.random_range(0..honest.len().max(1))) {
-                let at = self.now + self.rng.random_range(0..=lag + secs(1.0));
-                self.schedule(
-                    at,
-                    Ev::Upload {
-                        node: n,
-                        file: f as u32,
-                    },
-                );
-            }
-        }
+        self.publish_at_random_nodes(from as u32..upto_file as u32, lag);
         let next = self.now + secs(p.block_interval_s);
         let until = if p.until_s > 0.0 {
             secs(p.until_s)
@@ -372,6 +355,23 @@ impl Sim {
         };
         if upto_file < last && next <= until {
             self.schedule(next, Ev::Block);
+        }
+    }
+
+    /// Each file is uploaded to a random live honest node within `lag` and
+    /// a second of now (a user publishing it once it is on the chain).
+    pub(super) fn publish_at_random_nodes(&mut self, files: std::ops::Range<u32>, lag: u64) {
+        let honest: Vec<NodeId> = self
+            .alive
+            .iter()
+            .copied()
+            .filter(|n| self.nodes[*n as usize].role != Role::Sybil)
+            .collect();
+        for file in files {
+            if let Some(&n) = honest.get(self.rng.random_range(0..honest.len().max(1))) {
+                let at = self.now + self.rng.random_range(0..=lag + secs(1.0));
+                self.schedule(at, Ev::Upload { node: n, file });
+            }
         }
     }
 
