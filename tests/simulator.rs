@@ -197,3 +197,25 @@ fn walk_samples_are_uniform_under_churn() {
     );
     assert!(u.z.abs() < 3.1, "chi-square uniformity at 0.1%: {u:?}");
 }
+
+/// One path per node makes a lost packet costly; with 5% of packets lost
+/// (each costing a retransmission timeout), relays, hedges and retries
+/// still bring every published file to every node.
+#[test]
+fn no_file_is_left_undelivered_when_five_percent_of_packets_are_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = scenario("steady-nolag");
+    sc.network.loss = 0.05;
+    sc.duration_s = 1_400.0;
+    let s = run(sc, 1, 120, 100, dir.path());
+    assert_eq!(s.files_announced, 140, "two blocks of 20");
+    assert_eq!(s.propagation_files, 40);
+    assert_eq!(s.files_never_full, 0, "a published file missed a node");
+    assert_eq!(s.final_coverage, 1.0);
+    let stat = |k: &str| s.core_stats.get(k).copied().unwrap_or(0);
+    assert!(
+        stat("relay_waits") > 0,
+        "files were relayed before they arrived"
+    );
+    assert!(stat("hedges") > 0, "lost packets were hedged");
+}

@@ -35,6 +35,15 @@ pub struct CoreConfig {
     /// that lack it (uploads go to all of them); the rest learn of it from
     /// our inventory delta and pull it. Ignored with `push_tree`.
     pub push_fanout: usize,
+    /// Announce a new file as soon as it is on its way to us (pushed, or
+    /// asked of the neighbour that announced it first), and answer requests
+    /// for it once it arrives: files then spread at the speed of their
+    /// announcements, one copy per node. Ignored with `push_tree`.
+    pub relay: bool,
+    /// A fetch of a new file still unanswered after this long is also sent
+    /// to another neighbour that announced it (0: never). Shorter cuts the
+    /// tail a lost packet causes and costs duplicate copies.
+    pub hedge_ms: u64,
     /// Experimental (off): push along a spanning tree of the overlay kept
     /// by pruning links that bring duplicates and grafting links whose
     /// announcements beat the tree (epidemic broadcast trees); other links
@@ -80,6 +89,8 @@ impl Default for CoreConfig {
             deltas: true,
             push: true,
             push_fanout: 1,
+            relay: true,
+            hedge_ms: 120,
             push_tree: false,
             graft_delay_ms: 250,
             exchange_sample: 4,
@@ -104,6 +115,7 @@ impl CoreConfig {
             inventory_resync_ms: 600_000,
             deltas: false,
             push: false,
+            relay: false,
             neighbors_only: false,
             // The original answered a peer exchange with its whole list.
             exchange_sample: 128,

@@ -81,9 +81,23 @@ impl Core {
                 );
             }
             Request::InventoryDelta { added, view } => {
-                self.observe_view(now, peer, &view, None);
-                let added = self.admit_delta(&peer, &added);
-                self.apply_delta(peer, &added, Some(now));
+                match self.resolve_delta_view(&view) {
+                    Some(view) => {
+                        self.observe_view(now, peer, &view, None);
+                        let added = self.admit_delta(&peer, &added);
+                        self.apply_delta(peer, &added, Some(now));
+                    }
+                    // Its list moved on in a way the delta does not name
+                    // (a race with a view change): learn it afresh.
+                    None if self.neighbors.contains_key(&peer) => {
+                        let request = Request::Inventory {
+                            view: self.view(),
+                            ancestry: Vec::new(),
+                        };
+                        self.send(now, peer, request, Pending::Inventory);
+                    }
+                    None => {}
+                }
                 self.respond(peer, id, Response::Ack);
             }
             Request::GetZonefiles { mut hashes, graft } => {
@@ -97,6 +111,9 @@ impl Core {
                 }
                 if graft {
                     self.set_eager(peer, true);
+                }
+                if self.wait_for_promised(now, peer, id, &hashes) {
+                    return;
                 }
                 self.actions.push_back(Action::ServeZonefiles {
                     peer,
@@ -251,12 +268,27 @@ impl Core {
                 }
             }
             Pending::Fetch(hashes) => {
-                if let Some(n) = self.neighbors.get_mut(&o.peer) {
-                    n.inflight_fetches = n.inflight_fetches.saturating_sub(1);
-                }
+                let left = match self.neighbors.get_mut(&o.peer) {
+                    Some(n) => {
+                        n.inflight_fetches = n.inflight_fetches.saturating_sub(1);
+                        false
+                    }
+                    None => true,
+                };
                 self.stats.fetch_failures += 1;
                 for h in hashes {
-                    self.fetch_failed(h, now);
+                    // A neighbour that left says nothing about the file:
+                    // whoever else holds it is asked at once.
+                    let elsewhere = left
+                        && self
+                            .whitelist
+                            .first(&h)
+                            .and_then(|p| self.sched.get(p))
+                            .is_some_and(|m| m.holders > 0);
+                    match self.whitelist.first(&h) {
+                        Some(p) if elsewhere => self.sched.release(p),
+                        _ => self.fetch_failed(h, now),
+                    }
                 }
                 self.sched_dirty = true;
             }

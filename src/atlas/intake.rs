@@ -140,6 +140,7 @@ impl Core {
         self.present.truncate(to);
         self.grafts.retain(|p| *p < to);
         self.delta.truncate(to);
+        self.truncate_promises(now, to);
         let wl = &self.whitelist;
         self.sched
             .truncate(to, |p| wl.get(p).and_then(|h| wl.newest(&h)).unwrap_or(p));

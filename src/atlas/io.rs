@@ -230,6 +230,10 @@ pub struct Stats {
     pub prunes: u64,
     /// Links we put into the push tree (a file announced there and not pushed).
     pub grafts: u64,
+    /// Requests for files we announced before they arrived, held until they did.
+    pub relay_waits: u64,
+    /// Fetches of new files sent again to a second neighbour.
+    pub hedges: u64,
 }
 
 /// One of the core's counters, as both drivers report it: `key` in the
@@ -249,7 +253,7 @@ impl Stats {
 
     /// Every counter but the per-reason failures, in one fixed order: the one
     /// list the node exports and the simulator sums.
-    pub fn counted(&self) -> [Counted; 10] {
+    pub fn counted(&self) -> [Counted; 12] {
         let c = |key, metric, help, value| Counted {
             key,
             metric,
@@ -317,6 +321,18 @@ impl Stats {
                 "Links put back into the push tree (a file announced there was not pushed)",
                 self.grafts,
             ),
+            c(
+                "relay_waits",
+                "relay_waits",
+                "Requests for files announced before they arrived, answered on arrival",
+                self.relay_waits,
+            ),
+            c(
+                "hedges",
+                "fetch_hedges",
+                "Fetches of new files also sent to a second neighbour after a delay",
+                self.hedges,
+            ),
         ]
     }
 
@@ -332,6 +348,8 @@ impl Stats {
         self.pushes_received += other.pushes_received;
         self.prunes += other.prunes;
         self.grafts += other.grafts;
+        self.relay_waits += other.relay_waits;
+        self.hedges += other.hedges;
         for (a, b) in self.request_failures.iter_mut().zip(other.request_failures) {
             *a += b;
         }

@@ -15,6 +15,35 @@ pub struct ChainView {
     pub tip: [u8; 20],
 }
 
+/// The sender's whitelist as a delta names it. Deltas are the most frequent
+/// message, and between neighbours that agree the full view is most of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeltaView {
+    Full(ChainView),
+    /// "Ours is yours, or a prefix of it": the length and the first bytes
+    /// of the tip, sent to a neighbour whose last view was the sender's.
+    Matching {
+        length: u64,
+        tip_prefix: [u8; 4],
+    },
+}
+
+impl DeltaView {
+    /// As short as the receiver allows: `theirs` is its last known view.
+    pub fn to(ours: ChainView, theirs: Option<(u64, [u8; 20])>) -> Self {
+        if theirs == Some((ours.length, ours.tip)) {
+            let mut tip_prefix = [0; 4];
+            tip_prefix.copy_from_slice(&ours.tip[..4]);
+            DeltaView::Matching {
+                length: ours.length,
+                tip_prefix,
+            }
+        } else {
+            DeltaView::Full(ours)
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerRecord {
     pub peer: PeerId,
@@ -65,7 +94,7 @@ pub enum Request {
         ancestry: Vec<[u8; 20]>,
     },
     /// Indices the sender gained since it last said.
-    InventoryDelta { view: ChainView, added: RangeSet },
+    InventoryDelta { view: DeltaView, added: RangeSet },
     GetZonefiles {
         hashes: Vec<Hash160>,
         /// The caller learned of these files from our announcement after the

@@ -22,6 +22,7 @@ mod io;
 pub mod messages;
 mod overlay;
 pub mod peers;
+mod relay;
 mod replication;
 pub mod scheduler;
 pub mod time;
@@ -42,7 +43,7 @@ use crate::zonefile::{Hash160, Hash160Set};
 use announced::Announced;
 pub use config::CoreConfig;
 use inventory::RangeSet;
-pub use messages::{ChainView, PeerRecord, Protocol, Request, Response};
+pub use messages::{ChainView, DeltaView, PeerRecord, Protocol, Request, Response};
 use peers::PeerTable;
 pub use peers::Penalty;
 use scheduler::Scheduler;
@@ -107,6 +108,8 @@ pub struct Core {
     /// not delivered: fetching one is a graft, and the file, once here, goes
     /// on down the tree like a pushed one.
     grafts: HashSet<u64>,
+    /// Files announced before they arrived, and requests waiting for them.
+    relay: relay::Relay,
 
     peers: PeerTable,
     connected: HashSet<PeerId>,
@@ -159,6 +162,7 @@ impl Core {
             present: RangeSet::new(),
             storing: Hash160Set::default(),
             grafts: HashSet::new(),
+            relay: relay::Relay::default(),
             peers,
             connected: HashSet::new(),
             neighbors: HashMap::new(),
@@ -300,6 +304,7 @@ impl Core {
             self.delta_due,
             self.deadlines.first().map(|(t, _)| *t),
             self.sched.next_deadline(),
+            self.relay.next_hedge(),
         ]
         .into_iter()
         .flatten()
@@ -362,6 +367,7 @@ impl Core {
         if self.delta_due.is_some_and(|t| t <= now) {
             self.flush_delta(now);
         }
+        self.send_hedges(now);
         if now >= self.next_walk {
             self.walk_step(now);
         }

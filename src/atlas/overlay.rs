@@ -37,6 +37,7 @@ impl Core {
     pub(super) fn on_disconnected(&mut self, now: Instant, peer: PeerId) {
         self.connected.remove(&peer);
         self.drop_neighbor(now, peer);
+        self.forget_waiting(&peer);
         // Requests on a closed connection will never be answered.
         let lost: Vec<_> = self
             .outstanding
@@ -275,6 +276,7 @@ impl Core {
 
     pub(super) fn housekeeping(&mut self, now: Instant) {
         self.redial_seeds_if_alone(now);
+        self.expire_promises(now);
         if self.cfg.neighbor_rotation_ms > 0 && now >= self.next_rotation {
             self.next_rotation = now + CoreConfig::ms(self.cfg.neighbor_rotation_ms);
             if self.outbound_count() >= self.cfg.neighbors && now > Instant::ZERO {
@@ -309,7 +311,7 @@ impl Core {
         for p in idle {
             // An empty delta keeps the connection open and our view fresh.
             let request = Request::InventoryDelta {
-                view: self.view(),
+                view: self.delta_view(&p),
                 added: Default::default(),
             };
             self.send(now, p, request, Pending::Other);

@@ -120,6 +120,15 @@ impl Core {
                 {
                     self.sched.adjust_holders(p, 1);
                     self.sched_dirty = true;
+                    // The first neighbour to announce a file nobody offered
+                    // before is asked for it at once: pass the news on.
+                    if let Some(now) = announced
+                        && m.holders == 0
+                        && m.attempts == 0
+                        && !self.cfg.push_tree
+                    {
+                        self.promise(now, p);
+                    }
                     if let Some(now) = announced
                         && self.cfg.push
                         && self.cfg.push_tree
@@ -210,7 +219,9 @@ impl Core {
                     hashes: batch.clone(),
                     graft,
                 };
-                self.send(now, *peer, request, Pending::Fetch(batch));
+                let hedged = batch.clone();
+                let id = self.send(now, *peer, request, Pending::Fetch(batch));
+                self.arm_hedge(now, id, &hedged);
                 progress = true;
             }
             if !progress || self.sched.ready_len() == 0 {
@@ -359,6 +370,7 @@ impl Core {
             accepted += 1;
             if let Some(p) = self.whitelist.first(&hash) {
                 self.sched.storing(p);
+                self.promise(now, p);
             }
             self.actions.push_back(Action::Store {
                 hash,
@@ -379,14 +391,18 @@ impl Core {
         let already = self.present.contains(first);
         self.sched.remove(first);
         if already {
+            self.settle_promise(now, first);
             return;
         }
+        // Neighbours told of it while it was on its way know of it already.
+        let announced = self.promised(first);
         for i in gained.iter() {
             self.present.insert(i);
-            if self.cfg.deltas {
+            if self.cfg.deltas && !announced {
                 self.delta.insert(i);
             }
         }
+        self.settle_promise(now, first);
         if self.cfg.deltas && self.delta_due.is_none() {
             self.delta_due = Some(now + CoreConfig::ms(self.cfg.delta_flush_ms));
         }
@@ -453,7 +469,7 @@ impl Core {
         targets.sort_by_key(|(p, _)| *p);
         for (peer, news) in targets {
             let request = Request::InventoryDelta {
-                view: self.view(),
+                view: self.delta_view(&peer),
                 added: news,
             };
             self.send(now, peer, request, Pending::Other);

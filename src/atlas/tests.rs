@@ -13,6 +13,7 @@ use crate::zonefile::Hash160;
 mod failures;
 mod intake;
 mod parity;
+mod relay;
 mod serving;
 mod tree;
 mod views;

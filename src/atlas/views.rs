@@ -16,11 +16,15 @@
 //! holds beyond `common` is ignored, what we hold beyond it is not sent to
 //! it, and we ask it for its inventory again (its answer carries ancestry)
 //! to learn where the lists part.
+//!
+//! Deltas between neighbours that agree carry only "the same as yours"
+//! (`DeltaView::Matching`: the length and 4 bytes of the tip), checked
+//! against our own list's prefix of that length.
 
 use libp2p::PeerId;
 
 use super::inventory::RangeSet;
-use super::messages::{ChainView, Request};
+use super::messages::{ChainView, DeltaView, Request};
 use super::time::Instant;
 use super::{Core, Pending};
 
@@ -244,7 +248,7 @@ impl Core {
             news = news.difference(&split_at(&news, told_below).0);
             if !news.is_empty() {
                 let request = Request::InventoryDelta {
-                    view: self.view(),
+                    view: self.delta_view(&peer),
                     added: news,
                 };
                 self.send(now, peer, request, Pending::Other);
@@ -295,4 +299,24 @@ fn split_at(set: &RangeSet, at: u64) -> (RangeSet, RangeSet) {
     below.truncate(at);
     let above = set.difference(&below);
     (below, above)
+}
+
+impl Core {
+    /// Our view as a delta to `peer` names it: abbreviated when its last view was ours.
+    pub(super) fn delta_view(&self, peer: &PeerId) -> DeltaView {
+        let theirs = self.neighbors.get(peer).and_then(|n| n.chain.view());
+        DeltaView::to(self.view(), theirs)
+    }
+
+    /// The sender's full view, if the delta names one we can tell: an
+    /// abbreviated view must be a prefix of our list.
+    pub(super) fn resolve_delta_view(&self, view: &DeltaView) -> Option<ChainView> {
+        match *view {
+            DeltaView::Full(v) => Some(v),
+            DeltaView::Matching { length, tip_prefix } => {
+                let tip = self.whitelist.digest_at(length)?;
+                (tip[..4] == tip_prefix).then_some(ChainView { length, tip })
+            }
+        }
+    }
 }

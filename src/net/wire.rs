@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId};
 use prost::Message;
 
 use crate::atlas::inventory::{InventoryError, RangeSet};
-use crate::atlas::{ChainView, PeerRecord, Protocol, Request, Response};
+use crate::atlas::{ChainView, DeltaView, PeerRecord, Protocol, Request, Response};
 use crate::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,12 @@ pub struct InventoryRequest {
     /// As `InventoryResponse.ancestry`: after the sender's whitelist rolled back.
     #[prost(bytes = "vec", repeated, tag = "4")]
     pub ancestry: Vec<Vec<u8>>,
+    /// In a delta instead of `view`: "the same as yours", the sender's
+    /// length and the first 4 bytes of its tip.
+    #[prost(uint64, tag = "5")]
+    pub matching_length: u64,
+    #[prost(bytes = "vec", tag = "6")]
+    pub matching_tip: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -234,15 +240,25 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
             delta: false,
             added: Vec::new(),
             ancestry: ancestry.iter().map(|d| d.to_vec()).collect(),
+            matching_length: 0,
+            matching_tip: Vec::new(),
         }
         .encode_to_vec(),
-        Request::InventoryDelta { view, added } => InventoryRequest {
-            view: view_to(view),
-            delta: true,
-            added: added.encode(),
-            ancestry: Vec::new(),
+        Request::InventoryDelta { view, added } => {
+            let (view, matching_length, matching_tip) = match view {
+                DeltaView::Full(v) => (view_to(v), 0, Vec::new()),
+                DeltaView::Matching { length, tip_prefix } => (None, *length, tip_prefix.to_vec()),
+            };
+            InventoryRequest {
+                view,
+                delta: true,
+                added: added.encode(),
+                ancestry: Vec::new(),
+                matching_length,
+                matching_tip,
+            }
+            .encode_to_vec()
         }
-        .encode_to_vec(),
         Request::GetZonefiles { hashes, graft } => GetZonefilesRequest {
             hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
             graft: *graft,
@@ -309,15 +325,21 @@ pub fn decode_request(protocol: Protocol, bytes: &[u8]) -> Result<Request, WireE
         }
         Protocol::Inventory => {
             let m = InventoryRequest::decode(bytes)?;
-            let view = view_from(m.view)?;
             if m.delta {
+                let view = match (m.view, m.matching_tip.len()) {
+                    (None, 4) => DeltaView::Matching {
+                        length: m.matching_length,
+                        tip_prefix: m.matching_tip[..].try_into().expect("4 bytes"),
+                    },
+                    (view, _) => DeltaView::Full(view_from(view)?),
+                };
                 Request::InventoryDelta {
                     view,
                     added: RangeSet::decode(&m.added)?,
                 }
             } else {
                 Request::Inventory {
-                    view,
+                    view: view_from(m.view)?,
                     ancestry: ancestry_from(m.ancestry)?,
                 }
             }

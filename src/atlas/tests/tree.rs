@@ -12,7 +12,7 @@ fn tree() -> CoreConfig {
 
 /// Carries out the core's stores at once (as a store that never fails) and
 /// returns every other action, including those the stores led to.
-fn settle(h: &mut Harness) -> Vec<Action> {
+pub(super) fn settle(h: &mut Harness) -> Vec<Action> {
     let mut out = Vec::new();
     loop {
         let acts = h.actions();
@@ -52,11 +52,17 @@ fn push_from(h: &mut Harness, peer: PeerId, bytes: &Bytes) -> Vec<Action> {
     settle(h)
 }
 
-fn announce_from(h: &mut Harness, peer: PeerId, index: u64) -> Vec<Action> {
+pub(super) fn announce_from(h: &mut Harness, peer: PeerId, index: u64) -> Vec<Action> {
     let mut added = RangeSet::new();
     added.insert(index);
     let view = h.view();
-    h.request(peer, Request::InventoryDelta { view, added });
+    h.request(
+        peer,
+        Request::InventoryDelta {
+            view: DeltaView::Full(view),
+            added,
+        },
+    );
     settle(h)
 }
 

@@ -108,7 +108,7 @@ fn a_diverged_neighbour_is_used_only_below_the_fork_until_the_lists_agree() {
     h.request(
         peer,
         Request::InventoryDelta {
-            view: our_view,
+            view: DeltaView::Full(our_view),
             added: (5..8).collect(),
         },
     );
@@ -200,4 +200,85 @@ fn a_node_that_rolls_back_tells_its_neighbours_where_its_list_now_parts() {
         Some(5),
         "only the shared prefix still counts"
     );
+}
+
+fn delta_views_to(actions: &[Action], peer: PeerId) -> Vec<DeltaView> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                peer: p,
+                request: Request::InventoryDelta { view, .. },
+                ..
+            } if *p == peer => Some(*view),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn deltas_to_a_neighbour_on_our_view_abbreviate_it_and_others_get_it_in_full() {
+    let list = files(0..3);
+    let mut h = Harness::new(quiet(), &list);
+    let (same, behind) = (PeerId::random(), PeerId::random());
+    h.add_neighbor(same, RangeSet::new());
+    let (short_view, _) = chain_of(&list[..2]);
+    h.add_neighbor_viewing(behind, RangeSet::new(), short_view);
+    h.actions();
+    h.core.handle(
+        h.now,
+        Event::ZonefileStored {
+            hash: list[0].0,
+            bytes: list[0].1.clone(),
+            origin: Origin::Fetched(same),
+        },
+    );
+    h.advance(Duration::from_millis(h.core.config().delta_flush_ms));
+    let acts = h.actions();
+    let ours = h.view();
+    let mut prefix = [0; 4];
+    prefix.copy_from_slice(&ours.tip[..4]);
+    assert_eq!(
+        delta_views_to(&acts, same),
+        vec![DeltaView::Matching {
+            length: 3,
+            tip_prefix: prefix
+        }]
+    );
+    assert_eq!(delta_views_to(&acts, behind), vec![DeltaView::Full(ours)]);
+}
+
+#[test]
+fn an_abbreviated_view_is_read_as_a_prefix_of_ours_and_one_that_is_not_asks_for_the_inventory() {
+    let list = files(0..3);
+    let mut h = Harness::new(quiet(), &list);
+    let peer = PeerId::random();
+    let (short_view, _) = chain_of(&list[..2]);
+    h.add_neighbor_viewing(peer, RangeSet::new(), short_view);
+    h.actions();
+    // Its list is our first two entries: the abbreviation names that prefix.
+    let mut prefix = [0; 4];
+    prefix.copy_from_slice(&short_view.tip[..4]);
+    let delta = |tip_prefix| Request::InventoryDelta {
+        view: DeltaView::Matching {
+            length: 2,
+            tip_prefix,
+        },
+        added: [1].into_iter().collect(),
+    };
+    h.request(peer, delta(prefix));
+    assert_eq!(asked_hashes(&h.actions()), vec![list[1].0]);
+    assert_eq!(h.core.agreement(&peer), Some(Agreement::Behind));
+    // A tip we cannot match: the delta is not read; its inventory is asked for.
+    h.request(peer, delta([0xde, 0xad, 0xbe, 0xef]));
+    let acts = h.actions();
+    assert!(fetches(&acts).is_empty());
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Send {
+            peer: p,
+            request: Request::Inventory { .. },
+            ..
+        } if *p == peer
+    )));
 }

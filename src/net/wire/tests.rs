@@ -20,7 +20,14 @@ fn computed_lengths_match_the_encodings() {
             ancestry: vec![[3; 20]],
         },
         Request::InventoryDelta {
-            view,
+            view: DeltaView::Full(view),
+            added: RangeSet::full(40),
+        },
+        Request::InventoryDelta {
+            view: DeltaView::Matching {
+                length: 40,
+                tip_prefix: [7, 8, 9, 10],
+            },
             added: RangeSet::full(40),
         },
         Request::GetZonefiles {
@@ -88,7 +95,7 @@ fn requests_round_trip() {
             ancestry: vec![],
         },
         Request::InventoryDelta {
-            view,
+            view: DeltaView::Full(view),
             added: RangeSet::full(9),
         },
         Request::GetZonefiles {

@@ -119,10 +119,13 @@ impl Sim {
         let ser = self.net.serialize_us(size);
         let lat = self.net.latency_us(a, b);
         let loss = self.net.loss_delay_us(&mut self.rng, lat);
+        // A message that waits for its connection's handshake takes its turn
+        // on the uplink now; reserving the uplink from when the handshake
+        // ends would hold up every message to every other peer until then.
         let sender = &mut self.nodes[a as usize];
-        let sent = start.max(sender.up_free) + ser;
+        let sent = sender.up_free.max(self.now) + ser;
         sender.up_free = sent;
-        sent + lat + loss
+        sent.max(start + ser) + lat + loss
     }
 
     /// Whether the partition separates two nodes.
