@@ -33,7 +33,9 @@ pub struct CoreConfig {
     pub push: bool,
     /// A file we were pushed is pushed on to at most this many neighbours
     /// that lack it (uploads go to all of them); the rest learn of it from
-    /// our inventory delta and pull it. Ignored with `push_tree`.
+    /// our inventory delta and pull it. Ignored with `push_tree`. 0 with
+    /// `relay`: a relayed announcement brings each node one copy, and a
+    /// push forwarded on top of it is mostly a duplicate.
     pub push_fanout: usize,
     /// Announce a new file as soon as it is on its way to us (pushed, or
     /// asked of the neighbour that announced it first), and answer requests
@@ -88,7 +90,7 @@ impl Default for CoreConfig {
             delta_flush_ms: 50,
             deltas: true,
             push: true,
-            push_fanout: 1,
+            push_fanout: 0,
             relay: true,
             hedge_ms: 120,
             push_tree: false,

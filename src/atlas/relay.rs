@@ -160,9 +160,7 @@ impl Core {
             });
         }
     }
-}
 
-impl Core {
     /// A fetch was sent: if it asks for a file we promised (a new one), hedge it later.
     pub(super) fn arm_hedge(&mut self, now: Instant, id: RequestId, hashes: &[Hash160]) {
         if self.cfg.hedge_ms == 0 || !self.cfg.relay {
@@ -199,6 +197,9 @@ impl Core {
                 .filter(|h| !self.has(h) && !self.storing.contains(h))
                 .copied()
                 .collect();
+            if lacking.is_empty() {
+                continue;
+            }
             let Some((&other, _)) = self
                 .neighbors
                 .iter()
@@ -215,9 +216,6 @@ impl Core {
             else {
                 continue;
             };
-            if lacking.is_empty() {
-                continue;
-            }
             if let Some(n) = self.neighbors.get_mut(&other) {
                 n.inflight_fetches += 1;
             }

@@ -85,6 +85,24 @@ fn ancestry_lengths(len: u64) -> impl Iterator<Item = u64> {
 }
 
 impl Core {
+    /// Our view as a delta to `peer` names it: abbreviated when its last view was ours.
+    pub(super) fn delta_view(&self, peer: &PeerId) -> DeltaView {
+        let theirs = self.neighbors.get(peer).and_then(|n| n.chain.view());
+        DeltaView::to(self.view(), theirs)
+    }
+
+    /// The sender's full view, if the delta names one we can tell: an
+    /// abbreviated view must be a prefix of our list.
+    pub(super) fn resolve_delta_view(&self, view: &DeltaView) -> Option<ChainView> {
+        match *view {
+            DeltaView::Full(v) => Some(v),
+            DeltaView::Matching { length, tip_prefix } => {
+                let tip = self.whitelist.digest_at(length)?;
+                (tip[..4] == tip_prefix).then_some(ChainView { length, tip })
+            }
+        }
+    }
+
     /// Digests of our list's prefixes at `len - 1, len - 2, len - 4, ...`.
     pub(super) fn ancestry(&self) -> Vec<[u8; 20]> {
         ancestry_lengths(self.whitelist.len())
@@ -299,24 +317,4 @@ fn split_at(set: &RangeSet, at: u64) -> (RangeSet, RangeSet) {
     below.truncate(at);
     let above = set.difference(&below);
     (below, above)
-}
-
-impl Core {
-    /// Our view as a delta to `peer` names it: abbreviated when its last view was ours.
-    pub(super) fn delta_view(&self, peer: &PeerId) -> DeltaView {
-        let theirs = self.neighbors.get(peer).and_then(|n| n.chain.view());
-        DeltaView::to(self.view(), theirs)
-    }
-
-    /// The sender's full view, if the delta names one we can tell: an
-    /// abbreviated view must be a prefix of our list.
-    pub(super) fn resolve_delta_view(&self, view: &DeltaView) -> Option<ChainView> {
-        match *view {
-            DeltaView::Full(v) => Some(v),
-            DeltaView::Matching { length, tip_prefix } => {
-                let tip = self.whitelist.digest_at(length)?;
-                (tip[..4] == tip_prefix).then_some(ChainView { length, tip })
-            }
-        }
-    }
 }

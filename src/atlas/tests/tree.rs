@@ -115,7 +115,13 @@ fn a_pushed_file_is_not_fetched_again_while_it_is_stored() {
 #[test]
 fn a_delta_carries_only_what_the_neighbour_is_not_known_to_hold() {
     let files = [file(0)];
-    let mut h = Harness::new(quiet(), &files);
+    // Pushes forwarded and announced once stored (the relay announces earlier).
+    let cfg = CoreConfig {
+        push_fanout: 1,
+        relay: false,
+        ..quiet()
+    };
+    let mut h = Harness::new(cfg, &files);
     let (b, c) = (PeerId::random(), PeerId::random());
     h.add_neighbor(b, RangeSet::new());
     h.add_neighbor(c, RangeSet::new());
