@@ -88,8 +88,13 @@ impl Core {
                         self.apply_delta(peer, &added, Some(now));
                     }
                     // Its list moved on in a way the delta does not name
-                    // (a race with a view change): learn it afresh.
-                    None if self.neighbors.contains_key(&peer) => {
+                    // (a race with a view change): learn it afresh, once.
+                    None if self.neighbors.contains_key(&peer)
+                        && !self
+                            .outstanding
+                            .values()
+                            .any(|o| o.peer == peer && matches!(o.what, Pending::Inventory)) =>
+                    {
                         let request = Request::Inventory {
                             view: self.view(),
                             ancestry: Vec::new(),

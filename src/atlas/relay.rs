@@ -60,7 +60,7 @@ impl Relay {
 impl Core {
     /// We will have the file at `position` shortly: tell the neighbours now.
     pub(super) fn promise(&mut self, now: Instant, position: u64) {
-        if !self.cfg.relay || self.present.contains(position) {
+        if !(self.cfg.relay && self.cfg.deltas) || self.present.contains(position) {
             return;
         }
         let Some(hash) = self.whitelist.get(position) else {

@@ -282,3 +282,37 @@ fn an_abbreviated_view_is_read_as_a_prefix_of_ours_and_one_that_is_not_asks_for_
         } if *p == peer
     )));
 }
+
+#[test]
+fn abbreviated_views_we_cannot_match_ask_for_the_inventory_only_once_at_a_time() {
+    let list = files(0..3);
+    let mut h = Harness::new(quiet(), &list);
+    let peer = PeerId::random();
+    h.add_neighbor(peer, RangeSet::new());
+    h.actions();
+    let bogus = || Request::InventoryDelta {
+        view: DeltaView::Matching {
+            length: 3,
+            tip_prefix: [0xde, 0xad, 0xbe, 0xef],
+        },
+        added: [0].into_iter().collect(),
+    };
+    let inventory_requests = |acts: &[Action]| {
+        acts.iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        request: Request::Inventory { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    h.request(peer, bogus());
+    assert_eq!(inventory_requests(&h.actions()), 1);
+    h.request(peer, bogus());
+    h.request(peer, bogus());
+    assert_eq!(inventory_requests(&h.actions()), 0, "one is in flight");
+}
