@@ -30,7 +30,9 @@ use super::time::Instant;
 use super::{Action, Core, CoreConfig, InboundId, Pending, RequestId, SERVE_BUDGET_BYTES};
 use crate::zonefile::Hash160;
 
-/// How long an announcement made before the file arrived stays good.
+/// How long an announcement made before the file arrived stays good (at
+/// most half the request timeout, so a held request is answered before its
+/// asker gives up on it).
 pub const RELAY_WAIT: Duration = Duration::from_secs(5);
 
 /// A request for files we announced before holding them.
@@ -69,7 +71,8 @@ impl Core {
         if self.relay.promised.contains_key(&position) {
             return;
         }
-        self.relay.promised.insert(position, now + RELAY_WAIT);
+        let wait = RELAY_WAIT.min(CoreConfig::ms(self.cfg.request_timeout_ms) / 2);
+        self.relay.promised.insert(position, now + wait);
         for i in self.whitelist.positions(&hash) {
             self.delta.insert(i);
         }
