@@ -95,11 +95,7 @@ impl Core {
                             .values()
                             .any(|o| o.peer == peer && matches!(o.what, Pending::Inventory)) =>
                     {
-                        let request = Request::Inventory {
-                            view: self.view(),
-                            ancestry: Vec::new(),
-                        };
-                        self.send(now, peer, request, Pending::Inventory);
+                        self.ask_inventory(now, peer, Vec::new());
                     }
                     None => {}
                 }
@@ -282,17 +278,11 @@ impl Core {
                 };
                 self.stats.fetch_failures += 1;
                 for h in hashes {
-                    // A neighbour that left says nothing about the file:
-                    // whoever else holds it is asked at once.
-                    let elsewhere = left
-                        && self
-                            .whitelist
-                            .first(&h)
-                            .and_then(|p| self.sched.get(p))
-                            .is_some_and(|m| m.holders > 0);
-                    match self.whitelist.first(&h) {
-                        Some(p) if elsewhere => self.sched.release(p),
-                        _ => self.fetch_failed(h, now),
+                    // A neighbour that left says nothing about the file.
+                    if left {
+                        self.fetch_elsewhere(h, now);
+                    } else {
+                        self.fetch_failed(h, now);
                     }
                 }
                 self.sched_dirty = true;

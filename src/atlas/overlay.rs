@@ -202,11 +202,7 @@ impl Core {
                 chain: Default::default(),
             },
         );
-        let request = Request::Inventory {
-            view: self.view(),
-            ancestry: Vec::new(),
-        };
-        self.send(now, peer, request, Pending::Inventory);
+        self.ask_inventory(now, peer, Vec::new());
     }
 
     /// Accepts a peer that asked for our inventory as an inbound neighbour, if there is room.
@@ -274,6 +270,15 @@ impl Core {
         }
     }
 
+    /// Asks `peer` for its whole inventory; `ancestry` after our own rollback.
+    pub(super) fn ask_inventory(&mut self, now: Instant, peer: PeerId, ancestry: Vec<[u8; 20]>) {
+        let request = Request::Inventory {
+            view: self.view(),
+            ancestry,
+        };
+        self.send(now, peer, request, Pending::Inventory);
+    }
+
     pub(super) fn housekeeping(&mut self, now: Instant) {
         self.redial_seeds_if_alone(now);
         self.expire_promises(now);
@@ -302,11 +307,7 @@ impl Core {
             if let Some(n) = self.neighbors.get_mut(&p) {
                 n.next_resync = now + CoreConfig::ms(self.cfg.inventory_resync_ms);
             }
-            let request = Request::Inventory {
-                view: self.view(),
-                ancestry: Vec::new(),
-            };
-            self.send(now, p, request, Pending::Inventory);
+            self.ask_inventory(now, p, Vec::new());
         }
         for p in idle {
             // An empty delta keeps the connection open and our view fresh.

@@ -27,7 +27,9 @@ use libp2p::PeerId;
 
 use super::messages::Request;
 use super::time::Instant;
-use super::{Action, Core, CoreConfig, InboundId, Pending, RequestId, SERVE_BUDGET_BYTES};
+use super::{
+    Action, Core, CoreConfig, InboundId, Outstanding, Pending, RequestId, SERVE_BUDGET_BYTES,
+};
 use crate::zonefile::Hash160;
 
 /// How long an announcement made before the file arrived stays good (at
@@ -164,11 +166,18 @@ impl Core {
         }
     }
 
-    /// A fetch was sent: if it asks for a file we promised (a new one), hedge it later.
-    pub(super) fn arm_hedge(&mut self, now: Instant, id: RequestId, hashes: &[Hash160]) {
+    /// Fetch `id` was sent: if it asks for a file we promised (a new one), hedge it later.
+    pub(super) fn arm_hedge(&mut self, now: Instant, id: RequestId) {
         if self.cfg.hedge_ms == 0 || !self.cfg.relay {
             return;
         }
+        let Some(Outstanding {
+            what: Pending::Fetch(hashes),
+            ..
+        }) = self.outstanding.get(&id)
+        else {
+            return;
+        };
         let fresh = hashes.iter().any(|h| {
             self.whitelist
                 .first(h)

@@ -60,6 +60,19 @@ impl Core {
         }
     }
 
+    /// A fetch of `hash` ended without the file and through no fault of the
+    /// file's: others may hold it, so ask them now; nobody else, wait and retry.
+    pub(super) fn fetch_elsewhere(&mut self, hash: Hash160, now: Instant) {
+        let Some(p) = self.whitelist.first(&hash) else {
+            return;
+        };
+        match self.sched.get(p) {
+            Some(m) if m.holders > 0 => self.sched.release(p),
+            Some(_) => self.sched.failed(p, now),
+            None => {}
+        }
+    }
+
     /// Re-counts holders of every missing hash after one neighbour's inventory
     /// changed from `old` to `new` (`None` = not counted).
     pub(super) fn shift_holders(&mut self, old: Option<&RangeSet>, new: Option<&RangeSet>) {
@@ -219,9 +232,8 @@ impl Core {
                     hashes: batch.clone(),
                     graft,
                 };
-                let hedged = batch.clone();
                 let id = self.send(now, *peer, request, Pending::Fetch(batch));
-                self.arm_hedge(now, id, &hedged);
+                self.arm_hedge(now, id);
                 progress = true;
             }
             if !progress || self.sched.ready_len() == 0 {
@@ -329,15 +341,7 @@ impl Core {
             if delivered.contains(&h) {
                 continue;
             }
-            let Some(p) = self.whitelist.first(&h) else {
-                continue;
-            };
-            match self.sched.get(p) {
-                // Others may hold it: ask them now. Nobody else: wait and retry.
-                Some(m) if m.holders > 0 => self.sched.release(p),
-                Some(_) => self.sched.failed(p, now),
-                None => {}
-            }
+            self.fetch_elsewhere(h, now);
         }
     }
 

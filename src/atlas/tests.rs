@@ -114,6 +114,26 @@ impl Harness {
         id
     }
 
+    /// The store confirms `file`, as the driver reports a write.
+    fn stored(&mut self, file: &(Hash160, Bytes), origin: Origin) {
+        let event = Event::ZonefileStored {
+            hash: file.0,
+            bytes: file.1.clone(),
+            origin,
+        };
+        self.core.handle(self.now, event);
+    }
+
+    /// `peer` answers our fetch `id` with `zonefiles`, missing nothing.
+    fn answer_fetch(&mut self, peer: PeerId, id: RequestId, zonefiles: Vec<Bytes>) {
+        let response = Response::Zonefiles {
+            zonefiles,
+            missing: vec![],
+        };
+        self.core
+            .handle(self.now, Event::Response { peer, id, response });
+    }
+
     fn advance(&mut self, d: Duration) {
         self.now = self.now + d;
         self.core.handle_timeout(self.now);
@@ -153,14 +173,7 @@ fn push_goes_only_to_neighbours_that_lack_the_file() {
     h.add_neighbor(c, RangeSet::full(1));
     h.add_neighbor(d, RangeSet::new());
     h.actions();
-    h.core.handle(
-        h.now,
-        Event::ZonefileStored {
-            hash: files[0].0,
-            bytes: files[0].1.clone(),
-            origin: Origin::Local,
-        },
-    );
+    h.stored(&files[0], Origin::Local);
     let mut pushed: Vec<PeerId> = h
         .actions()
         .into_iter()
@@ -211,14 +224,7 @@ fn pulled_files_are_not_pushed_on() {
     h.add_neighbor(b, RangeSet::full(1));
     h.add_neighbor(c, RangeSet::new());
     h.actions();
-    h.core.handle(
-        h.now,
-        Event::ZonefileStored {
-            hash: files[0].0,
-            bytes: files[0].1.clone(),
-            origin: Origin::Fetched(b),
-        },
-    );
+    h.stored(&files[0], Origin::Fetched(b));
     assert!(!h.actions().iter().any(|a| matches!(
         a,
         Action::Send {
@@ -264,17 +270,7 @@ fn wrong_hash_bans_the_peer_and_the_file_is_fetched_elsewhere() {
     assert_eq!(liar, b);
     h.add_neighbor(c, RangeSet::full(1));
     h.actions();
-    h.core.handle(
-        h.now,
-        Event::Response {
-            peer: liar,
-            id,
-            response: Response::Zonefiles {
-                zonefiles: vec![Bytes::from_static(b"forged")],
-                missing: vec![],
-            },
-        },
-    );
+    h.answer_fetch(liar, id, vec![Bytes::from_static(b"forged")]);
     let acts = h.actions();
     assert!(acts.contains(&Action::Penalize {
         peer: liar,
@@ -290,17 +286,7 @@ fn wrong_hash_bans_the_peer_and_the_file_is_fetched_elsewhere() {
     let retry = fetches(&h.actions());
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].0, c);
-    h.core.handle(
-        h.now,
-        Event::Response {
-            peer: c,
-            id: retry[0].1,
-            response: Response::Zonefiles {
-                zonefiles: vec![files[0].1.clone()],
-                missing: vec![],
-            },
-        },
-    );
+    h.answer_fetch(c, retry[0].1, vec![files[0].1.clone()]);
     assert!(h.actions().contains(&Action::Store {
         hash: files[0].0,
         bytes: files[0].1.clone(),

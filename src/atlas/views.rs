@@ -208,11 +208,7 @@ impl Core {
         let mut peers: Vec<PeerId> = self.neighbors.keys().copied().collect();
         peers.sort();
         for peer in peers {
-            let request = Request::Inventory {
-                view: self.view(),
-                ancestry: ancestry.clone(),
-            };
-            self.send(now, peer, request, Pending::Inventory);
+            self.ask_inventory(now, peer, ancestry.clone());
         }
     }
 
@@ -274,11 +270,7 @@ impl Core {
         }
         if flipped {
             tracing::debug!(%peer, common, diverged, "neighbour's whitelist agreement changed");
-            let request = Request::Inventory {
-                view: self.view(),
-                ancestry: Vec::new(),
-            };
-            self.send(now, peer, request, Pending::Inventory);
+            self.ask_inventory(now, peer, Vec::new());
         }
     }
 

@@ -48,7 +48,6 @@ pub enum Ev {
     /// A request that could not be sent: a dial that failed.
     Failed {
         to: NodeId,
-        peer: PeerId,
         id: RequestId,
     },
     Connected {
@@ -238,8 +237,7 @@ impl Sim {
                 self.drain(n);
             }
             Ev::Deliver { to, from, msg } => self.deliver(to, from, msg),
-            Ev::Failed { to, peer, id } => {
-                let _ = peer;
+            Ev::Failed { to, id } => {
                 if self.nodes[to as usize].alive
                     && self.nodes[to as usize].inflight.remove(&id).is_some()
                 {
@@ -426,13 +424,13 @@ impl Sim {
                 Some(b) => 2 * self.net.latency_us(a, b),
                 None => self.net.dial_timeout_us,
             };
-            self.schedule(self.now + delay, Ev::Failed { to: a, peer, id });
+            self.schedule(self.now + delay, Ev::Failed { to: a, id });
             return;
         };
         if self.cut(a, b) {
             let delay = self.net.dial_timeout_us;
             if !self.nodes[a as usize].conns.contains_key(&b) {
-                self.schedule(self.now + delay, Ev::Failed { to: a, peer, id });
+                self.schedule(self.now + delay, Ev::Failed { to: a, id });
             }
             // On an existing connection the message is lost; the close
             // that the partition caused fails the request.

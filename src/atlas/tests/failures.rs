@@ -215,17 +215,7 @@ fn a_refusing_neighbour_gets_fewer_requests_in_flight() {
             .iter()
             .map(|x| files.iter().find(|(f, _)| f == x).unwrap().1.clone())
             .collect();
-        h.core.handle(
-            h.now,
-            Event::Response {
-                peer,
-                id,
-                response: Response::Zonefiles {
-                    zonefiles,
-                    missing: vec![],
-                },
-            },
-        );
+        h.answer_fetch(peer, id, zonefiles);
         let acts = h.actions();
         inflight.extend(fetches(&acts));
         for a in acts {

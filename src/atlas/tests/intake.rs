@@ -32,14 +32,7 @@ fn an_upload_waits_until_announced_and_is_stored_once() {
     let mut h = Harness::new(quiet(), &files[..1]);
     assert_eq!(h.core.upload_decision(&files[1].0), Upload::Stash);
     assert_eq!(h.core.upload_decision(&files[0].0), Upload::Store);
-    h.core.handle(
-        h.now,
-        Event::ZonefileStored {
-            hash: files[0].0,
-            bytes: files[0].1.clone(),
-            origin: Origin::Local,
-        },
-    );
+    h.stored(&files[0], Origin::Local);
     assert_eq!(h.core.upload_decision(&files[0].0), Upload::AlreadyHeld);
 }
 

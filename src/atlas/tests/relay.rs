@@ -44,17 +44,7 @@ fn relaying() -> (Harness, [(Hash160, Bytes); 2], [PeerId; 3]) {
 }
 
 fn answer(h: &mut Harness, peer: PeerId, id: RequestId, bytes: &Bytes) -> Vec<Action> {
-    h.core.handle(
-        h.now,
-        Event::Response {
-            peer,
-            id,
-            response: Response::Zonefiles {
-                zonefiles: vec![bytes.clone()],
-                missing: vec![],
-            },
-        },
-    );
+    h.answer_fetch(peer, id, vec![bytes.clone()]);
     settle(h)
 }
 

@@ -211,17 +211,7 @@ fn the_tree_repairs_itself_when_a_tree_neighbour_leaves() {
     let acts = h.actions();
     let (peer, id, hashes) = fetches(&acts).pop().expect("a graft");
     assert_eq!((peer, hashes.clone()), (c, vec![files[1].0]));
-    h.core.handle(
-        h.now,
-        Event::Response {
-            peer: c,
-            id,
-            response: Response::Zonefiles {
-                zonefiles: vec![files[1].1.clone()],
-                missing: vec![],
-            },
-        },
-    );
+    h.answer_fetch(c, id, vec![files[1].1.clone()]);
     // Pulled by a graft, the file goes on down the tree (to d) as a push would.
     let acts = settle(&mut h);
     assert_eq!(pushes_to(&acts), vec![d]);

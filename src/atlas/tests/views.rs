@@ -225,14 +225,7 @@ fn deltas_to_a_neighbour_on_our_view_abbreviate_it_and_others_get_it_in_full() {
     let (short_view, _) = chain_of(&list[..2]);
     h.add_neighbor_viewing(behind, RangeSet::new(), short_view);
     h.actions();
-    h.core.handle(
-        h.now,
-        Event::ZonefileStored {
-            hash: list[0].0,
-            bytes: list[0].1.clone(),
-            origin: Origin::Fetched(same),
-        },
-    );
+    h.stored(&list[0], Origin::Fetched(same));
     h.advance(Duration::from_millis(h.core.config().delta_flush_ms));
     let acts = h.actions();
     let ours = h.view();
