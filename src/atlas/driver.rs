@@ -23,7 +23,8 @@ pub struct Driver {
     outbound: BTreeMap<RequestId, PeerId>,
     inbound: BTreeMap<InboundId, PeerId>,
     next_inbound: u64,
-    /// The events fed to the core, when recording (driver-parity tests).
+    /// The events fed to the core and the penalties it gave, in order, when
+    /// recording (driver-parity tests).
     log: Option<Vec<String>>,
 }
 
@@ -38,7 +39,8 @@ impl Driver {
         }
     }
 
-    /// From now on, every event fed to the core is recorded.
+    /// From now on, every event fed to the core and every penalty it gives
+    /// is recorded.
     pub fn record_events(&mut self) {
         self.log.get_or_insert_with(Vec::new);
     }
@@ -67,8 +69,16 @@ impl Driver {
     /// The core's next action; a request it sends is in flight from here on.
     pub fn poll_action(&mut self) -> Option<Action> {
         let action = self.core.poll_action()?;
-        if let Action::Send { peer, id, .. } = &action {
-            self.outbound.insert(*id, *peer);
+        match &action {
+            Action::Send { peer, id, .. } => {
+                self.outbound.insert(*id, *peer);
+            }
+            Action::Penalize { peer, reason, .. } => {
+                if let Some(log) = &mut self.log {
+                    log.push(format!("Penalize {{ peer: {peer}, reason: {reason:?} }}"));
+                }
+            }
+            _ => {}
         }
         Some(action)
     }

@@ -205,8 +205,8 @@ impl Core {
     }
 
     /// A seed known by its address only (no `/p2p/` part): dialed now, and
-    /// again whenever we are alone; the driver calls `add_seed` once it
-    /// answers and its peer id is known.
+    /// again whenever we are alone; pinned once it answers and its peer id
+    /// is known.
     pub fn add_seed_addr(&mut self, addr: Multiaddr) {
         self.actions.push_back(Action::Dial {
             peer: None,

@@ -29,6 +29,12 @@ impl Core {
         }
         self.connected.insert(peer);
         if let Some(addr) = dialed {
+            // A seed known by address only is pinned to the identity it
+            // turned out to have.
+            if self.is_bare_seed(&addr) {
+                tracing::info!(%peer, "seed {addr} answered");
+                self.add_seed(peer, vec![addr.clone()], now);
+            }
             self.peers.learn(peer, vec![addr], now);
         }
         self.peers.seen(&peer, now);

@@ -12,7 +12,6 @@ use crate::zonefile::Hash160;
 
 mod failures;
 mod intake;
-mod parity;
 mod relay;
 mod serving;
 mod tree;

@@ -1,6 +1,7 @@
 //! libp2p glue: the wire codec, the behaviour, and the event loop that drives
 //! the Atlas core with real sockets, a real store and a real clock.
 
+pub(crate) mod adapter;
 pub mod behaviour;
 pub mod codec;
 mod event_loop;

@@ -10,13 +10,14 @@ use libp2p::PeerId;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::adapter::Local;
 use super::network::NetModel;
 use super::node::{Conn, Kind, NodeId, Role, SimNode};
 use super::record::Record;
 use super::scenario::{Scenario, ScenarioError};
 use crate::atlas::{
-    Action, CoreConfig, Event, Failure, InboundId, Instant, Observation, PeerRecord, Request,
-    RequestId, Response, serve_within_budget,
+    Action, CoreConfig, Failure, InboundId, Instant, Observation, PeerRecord, Request, RequestId,
+    Response, serve_within_budget,
 };
 use crate::net::wire;
 use crate::zonefile::Hash160;
@@ -233,19 +234,16 @@ impl Sim {
                     return;
                 }
                 node.timer = None;
-                node.driver.handle_timeout(Instant::from_micros(self.now));
+                node.on_timer(Instant::from_micros(self.now));
                 self.drain(n);
             }
             Ev::Deliver { to, from, msg } => self.deliver(to, from, msg),
             Ev::Failed { to, id } => {
+                let now = Instant::from_micros(self.now);
                 if self.nodes[to as usize].alive
-                    && self.nodes[to as usize].inflight.remove(&id).is_some()
+                    && self.nodes[to as usize].on_failed(now, id, Failure::Unreachable)
                 {
                     self.record.count("requests_failed_dial");
-                    let now = Instant::from_micros(self.now);
-                    self.nodes[to as usize]
-                        .driver
-                        .failed(now, id, Failure::Unreachable);
                     self.drain(to);
                 }
             }
@@ -272,16 +270,6 @@ impl Sim {
             Ev::Sample => self.sample(),
             Ev::IdleSweep => self.idle_sweep(),
         }
-    }
-
-    /// Feeds one event to a live node's core and carries out what follows.
-    pub fn feed(&mut self, n: NodeId, event: Event) {
-        let node = &mut self.nodes[n as usize];
-        if !node.alive {
-            return;
-        }
-        node.driver.handle(Instant::from_micros(self.now), event);
-        self.drain(n);
     }
 
     /// Carries out a core's actions until it has none, then re-arms its timer.
@@ -324,6 +312,29 @@ impl Sim {
 
     fn execute(&mut self, n: NodeId, action: Action) {
         let now = Instant::from_micros(self.now);
+        let action = match self.nodes[n as usize].apply_local(now, action) {
+            Local::Done => return,
+            Local::Stored(hash) => {
+                if let Some(&f) = self.file_of.get(&hash) {
+                    self.store(n, f);
+                }
+                return;
+            }
+            Local::Penalized(reason) => {
+                // A "not found" is an honest peer asked for what it never
+                // had: a request wasted on a misread inventory.
+                if reason == crate::atlas::Penalty::NotFound {
+                    let label = if self.now >= self.fork_agreed_us {
+                        "not_found_after_views_agree"
+                    } else {
+                        "not_found"
+                    };
+                    self.record.count(label);
+                }
+                return;
+            }
+            Local::Remote(action) => action,
+        };
         match action {
             Action::Send {
                 peer, id, request, ..
@@ -335,8 +346,7 @@ impl Sim {
                 if self.nodes[n as usize].role == Role::Withholder {
                     // Silence: the asker's request times out.
                     self.record.count("requests_withheld");
-                    self.nodes[n as usize].inbound.remove(&id.0);
-                    self.nodes[n as usize].driver.answered(id);
+                    self.nodes[n as usize].take_inbound(id);
                     return;
                 }
                 let node = &self.nodes[n as usize];
@@ -366,39 +376,8 @@ impl Sim {
                     self.close(n, b);
                 }
             }
-            Action::Store {
-                hash,
-                bytes,
-                origin,
-            } => {
-                if let Some(&f) = self.file_of.get(&hash) {
-                    self.store(n, f);
-                }
-                let node = &mut self.nodes[n as usize];
-                node.driver.handle(
-                    now,
-                    Event::ZonefileStored {
-                        hash,
-                        bytes,
-                        origin,
-                    },
-                );
-            }
-            Action::Stash { hash, bytes, from } => {
-                let source = format!("peer:{from}");
-                self.nodes[n as usize].inbox.stash(hash, bytes, &source);
-            }
-            Action::Penalize { reason, .. } => {
-                // A "not found" is an honest peer asked for what it never
-                // had: a request wasted on a misread inventory.
-                if reason == crate::atlas::Penalty::NotFound {
-                    let label = if self.now >= self.fork_agreed_us {
-                        "not_found_after_views_agree"
-                    } else {
-                        "not_found"
-                    };
-                    self.record.count(label);
-                }
+            Action::Store { .. } | Action::Stash { .. } | Action::Penalize { .. } => {
+                unreachable!("carried out by the node's adapter")
             }
         }
     }
@@ -415,7 +394,7 @@ impl Sim {
     fn send(&mut self, a: NodeId, peer: PeerId, id: RequestId, request: Request) {
         let kind = Kind::of(&request);
         let target = self.by_peer.get(&peer).copied();
-        self.nodes[a as usize].inflight.insert(id, (target, kind));
+        self.nodes[a as usize].sent(id, target, kind);
         let Some(b) = target.filter(|b| self.nodes[*b as usize].alive) else {
             // Nobody there: a fake identity, or a node that left. The dial
             // fails after the timeout (nothing answers) or a round trip
@@ -455,8 +434,7 @@ impl Sim {
     }
 
     fn respond(&mut self, b: NodeId, id: InboundId, mut response: Response) {
-        self.nodes[b as usize].driver.answered(id);
-        let Some((a, rid, kind, deadline)) = self.nodes[b as usize].inbound.remove(&id.0) else {
+        let Some((a, rid, kind, deadline)) = self.nodes[b as usize].take_inbound(id) else {
             return;
         };
         if !self.nodes[b as usize].conns.contains_key(&a) || self.cut(a, b) {
@@ -513,25 +491,17 @@ impl Sim {
                 request,
                 deadline,
             } => {
-                let node = &mut self.nodes[to as usize];
-                if !node.alive {
-                    return;
-                }
-                let kind = Kind::of(&request);
-                // The core's answer is queued until the route back is kept.
-                let iid = node
-                    .driver
-                    .request(Instant::from_micros(now), from_peer, request);
-                node.inbound.insert(iid.0, (from, id, kind, deadline));
+                self.nodes[to as usize].on_request(
+                    Instant::from_micros(now),
+                    (from, from_peer),
+                    id,
+                    request,
+                    deadline,
+                );
                 self.drain(to);
             }
             Msg::Response { id, response } => {
-                if self.nodes[to as usize].inflight.remove(&id).is_some() {
-                    self.nodes[to as usize].driver.response(
-                        Instant::from_micros(now),
-                        id,
-                        response,
-                    );
+                if self.nodes[to as usize].on_response(Instant::from_micros(now), id, response) {
                     self.drain(to);
                 }
             }

@@ -9,10 +9,13 @@
 //! idle timeout, closes seen after a delay), request/response routing,
 //! bandwidth and latency, and the store (zone files held, the pending inbox).
 
+mod adapter;
 mod engine;
 mod fork;
 mod network;
 mod node;
+#[cfg(test)]
+mod parity;
 mod plot;
 mod record;
 pub mod scenario;

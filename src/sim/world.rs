@@ -10,7 +10,7 @@ use super::network;
 use super::node::{NodeId, Role, SimNode};
 use super::scenario::Start;
 use super::sizes;
-use crate::atlas::{Core, Event, Instant, PeerRecord, Upload};
+use crate::atlas::{Core, Instant, PeerRecord, Upload};
 use crate::zonefile::Hash160;
 
 pub(super) fn secs(s: f64) -> u64 {
@@ -284,21 +284,17 @@ impl Sim {
     /// hold of them, as `net::event_loop` does.
     fn grow_whitelist(&mut self, n: NodeId, from: usize, hashes: Vec<Hash160>) {
         let node = &mut self.nodes[n as usize];
+        if !node.alive {
+            return;
+        }
         let held: Vec<Hash160> = hashes
             .iter()
             .filter(|h| node.holds(self.file_of[*h]))
             .copied()
             .collect();
-        let pending = node.inbox.take(&hashes);
-        self.feed(
-            n,
-            Event::WhitelistGrew {
-                from_index: from as u64,
-                hashes,
-                held,
-                pending,
-            },
-        );
+        let now = Instant::from_micros(self.now);
+        node.whitelist_grew(now, from as u64, hashes, held);
+        self.drain(n);
     }
 
     /// A user publishes a zone file at a node's API.
@@ -309,21 +305,11 @@ impl Sim {
         let (hash, bytes) = self.files[file as usize].clone();
         let now = self.now;
         self.record.publish(file, now);
-        match self.nodes[n as usize].driver.core.upload_decision(&hash) {
-            Upload::Store => {
-                self.store(n, file);
-                self.feed(
-                    n,
-                    Event::ZonefileStored {
-                        hash,
-                        bytes,
-                        origin: crate::atlas::Origin::Local,
-                    },
-                );
-            }
-            Upload::AlreadyHeld => {}
-            Upload::Stash => self.nodes[n as usize].inbox.stash(hash, bytes, "ip:client"),
+        let at = Instant::from_micros(now);
+        if self.nodes[n as usize].upload(at, hash, bytes) == Upload::Store {
+            self.store(n, file);
         }
+        self.drain(n);
     }
 
     /// A block: new announcements; each file is uploaded to a random live node.

@@ -141,3 +141,27 @@ fn a_lone_node_dials_its_seeds_again_every_10_s_until_connected() {
         assert!(dials(&h.actions()).is_empty(), "connected: no redial");
     }
 }
+
+#[test]
+fn a_bare_seed_that_answers_is_pinned_to_its_identity() {
+    let mut h = Harness::new(quiet(), &[]);
+    let bare: Multiaddr = "/ip4/127.0.0.1/tcp/2".parse().unwrap();
+    h.core.add_seed_addr(bare.clone());
+    let (seed, other) = (PeerId::random(), PeerId::random());
+    // A peer dialed at another address is learned, not pinned.
+    for (peer, addr) in [
+        (other, "/ip4/127.0.0.1/tcp/3".parse().unwrap()),
+        (seed, bare),
+    ] {
+        h.core.handle(
+            h.now,
+            Event::PeerConnected {
+                peer,
+                dialed_addr: Some(addr),
+            },
+        );
+    }
+    let pinned = |p: &PeerId| h.core.peer_table().get(p).map(|e| e.pinned);
+    assert_eq!(pinned(&seed), Some(true));
+    assert_eq!(pinned(&other), Some(false));
+}

@@ -9,13 +9,13 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant as TokioInstant;
 
 use super::EventLoop;
-use crate::atlas::Event;
 use crate::net::handle::{NodeStatus, PeerInfo};
 
 impl EventLoop {
     pub(super) fn peer_infos(&self) -> Vec<PeerInfo> {
         let now = self.now();
         let neighbors: HashMap<PeerId, (bool, Option<u64>)> = self
+            .adapter
             .driver
             .core
             .neighbor_list()
@@ -23,6 +23,7 @@ impl EventLoop {
             .map(|(p, out, inv)| (p, (out, inv)))
             .collect();
         let mut v: Vec<PeerInfo> = self
+            .adapter
             .driver
             .core
             .peer_table()
@@ -34,7 +35,7 @@ impl EventLoop {
                     addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
                     neighbor: n.map(|(out, _)| if *out { "outbound" } else { "inbound" }),
                     inventory: n.and_then(|(_, inv)| *inv),
-                    chain: self.driver.core.agreement(p).map(|a| a.label()),
+                    chain: self.adapter.driver.core.agreement(p).map(|a| a.label()),
                     connected: self.swarm.is_connected(p),
                     health: e.health(),
                     banned: e.is_banned(now),
@@ -46,7 +47,7 @@ impl EventLoop {
     }
 
     pub(super) fn publish(&mut self) {
-        let s = self.driver.core.status();
+        let s = self.adapter.driver.core.status();
         let m = &self.metrics;
         m.peers_known.set(s.peers_known as i64);
         m.neighbors.set(s.neighbors as i64);
@@ -55,16 +56,16 @@ impl EventLoop {
         m.announced.set(s.announced as i64);
         m.present.set(s.present as i64);
         m.missing.set(s.missing as i64);
-        let pending = self.store.pending_count();
+        let pending = self.adapter.store.pending_count();
         m.pending.set(pending as i64);
         m.chain_confirmed_height
             .set(self.chain.confirmed_height as i64);
         m.chain_halted.set(i64::from(self.chain.halted.is_some()));
-        m.set_store(&self.store.health());
-        m.absorb(&self.driver.core.stats);
+        m.set_store(&self.adapter.store.health());
+        m.absorb(&self.adapter.driver.core.stats);
         let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
         let next = NodeStatus {
-            peer_id: self.driver.core.local_peer().to_string(),
+            peer_id: self.adapter.driver.core.local_peer().to_string(),
             listen_addrs,
             neighbors: s.neighbors,
             diverged_neighbors: s.diverged_neighbors,
@@ -75,10 +76,10 @@ impl EventLoop {
             present: s.present,
             missing: s.missing,
             pending,
-            penalties: self.penalties,
-            request_failures: self.driver.core.stats.request_failures.iter().sum(),
+            penalties: self.adapter.penalties,
+            request_failures: self.adapter.driver.core.stats.request_failures.iter().sum(),
             chain: self.chain.clone(),
-            store: self.store.health(),
+            store: self.adapter.store.health(),
         };
         self.status.send_if_modified(|cur| {
             if *cur == next {
@@ -92,7 +93,7 @@ impl EventLoop {
 
     /// Every 10 s: a progress line while catching up, and peers to disk.
     pub(super) fn periodic(&mut self) {
-        let s = self.driver.core.status();
+        let s = self.adapter.driver.core.status();
         let now = TokioInstant::now();
         let elapsed = now.duration_since(self.progress.last_at).as_secs_f64();
         let gained = s.present.saturating_sub(self.progress.last_present);
@@ -115,9 +116,9 @@ impl EventLoop {
         }
         self.progress.last_at = now;
         self.progress.last_present = s.present;
-        self.drop_corrupt();
-        let snapshot = self.driver.core.peer_snapshot(self.now());
-        if let Err(e) = self.store.save_peers(&snapshot) {
+        self.adapter.drop_corrupt(self.now());
+        let snapshot = self.adapter.driver.core.peer_snapshot(self.now());
+        if let Err(e) = self.adapter.store.save_peers(&snapshot) {
             tracing::warn!("saving peers: {e}");
         }
     }
@@ -126,6 +127,7 @@ impl EventLoop {
     fn seed_of(&self, peer: Option<PeerId>, error: &DialError) -> Option<String> {
         if let Some(p) = peer
             && self
+                .adapter
                 .driver
                 .core
                 .peer_table()
@@ -142,7 +144,11 @@ impl EventLoop {
             if matches!(a.iter().last(), Some(AddrPart::P2p(_))) {
                 a.pop();
             }
-            self.driver.core.is_bare_seed(&a).then(|| a.to_string())
+            self.adapter
+                .driver
+                .core
+                .is_bare_seed(&a)
+                .then(|| a.to_string())
         })
     }
 
@@ -166,18 +172,6 @@ impl EventLoop {
             if self.seeds_down.remove(&key) {
                 tracing::info!("seed {key} answers again");
             }
-        }
-    }
-
-    /// Deletes zone files found corrupt on disk and has the core fetch them again.
-    pub(super) fn drop_corrupt(&mut self) {
-        match self.store.drop_corrupt() {
-            Ok(lost) => {
-                for hash in lost {
-                    self.feed(Event::ZonefileLost { hash });
-                }
-            }
-            Err(e) => tracing::debug!("dropping corrupt zone files: {e}"),
         }
     }
 }

@@ -47,28 +47,11 @@ impl Sim {
             self.nodes[a as usize].addr.clone(),
             self.nodes[b as usize].addr.clone(),
         );
-        self.feed(
-            b,
-            Event::PeerConnected {
-                peer: pa,
-                dialed_addr: None,
-            },
-        );
-        // Identify tells each side the other's listen address.
-        self.feed(
-            b,
-            Event::PeerAddresses {
-                peer: pa,
-                addrs: vec![addr_a],
-            },
-        );
-        self.feed(
-            a,
-            Event::PeerConnected {
-                peer: pb,
-                dialed_addr: Some(addr_b),
-            },
-        );
+        let now = Instant::from_micros(self.now);
+        for (at, peer, addr, dialer) in [(b, pa, addr_a, false), (a, pb, addr_b, true)] {
+            self.nodes[at as usize].on_connected(now, peer, addr, dialer);
+            self.drain(at);
+        }
     }
 
     /// `a` closes its connection to `b`; `b` notices a one-way delay later.
@@ -99,11 +82,9 @@ impl Sim {
         if !node.alive {
             return;
         }
-        node.inflight.retain(|_, (t, _)| *t != Some(from));
         let peer = self.nodes[from as usize].peer;
-        // The shared driver fails what was in flight, then reports the close.
         let now = Instant::from_micros(self.now);
-        let failed = self.nodes[to as usize].driver.disconnected(now, peer);
+        let failed = self.nodes[to as usize].on_closed(now, from, peer);
         for _ in 0..failed {
             self.record.count("requests_failed_connection_closed");
         }
