@@ -29,6 +29,10 @@ use crate::zonefile::Hash160;
 /// Confirmations the devnet's followers wait for (the devnet mines them at once).
 pub const DEVNET_CONFIRMATIONS: u64 = 3;
 
+/// NAME_IMPORTs per block when announcing: a few hundred bytes each, so a
+/// block stays well inside Bitcoin's weight limit, as a real one would.
+pub const IMPORTS_PER_BLOCK: usize = 1_000;
+
 /// The devnet's chain: one regtest chain shared by every node's follower.
 #[derive(Clone)]
 pub struct DevnetChain {
@@ -55,24 +59,62 @@ impl DevnetChain {
         }
     }
 
-    /// Mines one NAME_IMPORT per hash (names `n<index>.id`) and the blocks
-    /// that confirm them; returns the whitelist length they bring.
+    /// Mines one NAME_IMPORT per hash (names `n<index>.id`), at most
+    /// `IMPORTS_PER_BLOCK` to a block, and the blocks that confirm them;
+    /// returns the whitelist length they bring. Blocking: call it off the
+    /// async workers.
     pub fn announce(&self, hashes: &[Hash160]) -> u64 {
         let first = self
             .announced
             .fetch_add(hashes.len() as u64, Ordering::SeqCst);
         {
             let mut c = self.chain.lock().expect("chain lock");
-            let txs = hashes
-                .iter()
-                .enumerate()
-                .map(|(i, h)| c.name_import(&format!("n{}.id", first + i as u64), *h))
-                .collect();
-            c.mine(txs);
+            for (b, chunk) in hashes.chunks(IMPORTS_PER_BLOCK).enumerate() {
+                let base = first + (b * IMPORTS_PER_BLOCK) as u64;
+                let txs = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| c.name_import(&format!("n{}.id", base + i as u64), *h))
+                    .collect();
+                c.mine(txs);
+            }
             c.mine_empty(DEVNET_CONFIRMATIONS as usize - 1);
         }
         self.wake.notify();
         first + hashes.len() as u64
+    }
+
+    /// Mines one empty block, as the devnet's clock does, so confirmations
+    /// accrue for any follower, however deep it waits. Blocking.
+    pub fn mine_block(&self) -> u64 {
+        let height = {
+            let mut c = self.chain.lock().expect("chain lock");
+            c.mine_empty(1);
+            c.height() as u64
+        };
+        self.wake.notify();
+        height
+    }
+
+    /// Mines a block every `interval` until the returned task is aborted.
+    pub fn spawn_miner(&self, interval: Duration) -> JoinHandle<()> {
+        let chain = self.clone();
+        tokio::spawn(async move {
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let c = chain.clone();
+                match tokio::task::spawn_blocking(move || c.mine_block()).await {
+                    Ok(height) => tracing::debug!(height, "devnet mined a block"),
+                    Err(e) => {
+                        tracing::error!("devnet block timer stopped: {e}");
+                        return;
+                    }
+                }
+            }
+        })
     }
 
     /// A follower of this chain, as a node's whitelist source.
@@ -110,6 +152,8 @@ pub struct DevnetConfig {
     pub base_port: u16,
     pub data_dir: PathBuf,
     pub core: CoreConfig,
+    /// Mine an empty block this often; `None` mines only on announcements.
+    pub block_interval: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +192,7 @@ pub struct Devnet {
     pub whitelist: DevnetChain,
     cfg: DevnetConfig,
     seed: Option<(libp2p::PeerId, Multiaddr)>,
+    miner: Option<JoinHandle<()>>,
 }
 
 fn port(base: u16, offset: usize) -> Result<u16, DevnetError> {
@@ -165,10 +210,12 @@ impl Devnet {
             whitelist: DevnetChain::new(),
             cfg: cfg.clone(),
             seed: None,
+            miner: None,
         };
         for _ in 0..cfg.nodes {
             devnet.add_node().await?;
         }
+        devnet.miner = cfg.block_interval.map(|i| devnet.whitelist.spawn_miner(i));
         Ok(devnet)
     }
 
@@ -241,6 +288,9 @@ impl Devnet {
     }
 
     pub async fn shutdown(self) {
+        if let Some(miner) = self.miner {
+            miner.abort();
+        }
         for n in self.nodes {
             n.shutdown().await;
         }

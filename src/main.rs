@@ -47,6 +47,11 @@ enum Cmd {
         /// (basic auth atlas:atlas), so an ElectrumX can index it.
         #[arg(long)]
         bitcoind_rpc_port: Option<u16>,
+        /// Mine an empty block every this many seconds (0: only when hashes
+        /// are announced), so followers that wait for more confirmations than
+        /// an announcement mines (an `atlas node` defaults to 10) get them.
+        #[arg(long, default_value_t = 2.0)]
+        block_interval: f64,
     },
     /// Forget the chain follower's saved progress and rebuild the whitelist
     /// from the chain (the node must be stopped; zone files are kept).
@@ -122,9 +127,17 @@ async fn main() -> anyhow::Result<()> {
             base_port,
             data_dir,
             bitcoind_rpc_port,
+            block_interval,
         } => {
             init_logging();
-            run_devnet(nodes, base_port, data_dir, bitcoind_rpc_port).await
+            run_devnet(
+                nodes,
+                base_port,
+                data_dir,
+                bitcoind_rpc_port,
+                block_interval,
+            )
+            .await
         }
         Cmd::Reindex { config } => {
             init_logging();
@@ -363,15 +376,21 @@ async fn run_devnet(
     base_port: u16,
     data_dir: PathBuf,
     rpc_port: Option<u16>,
+    block_interval: f64,
 ) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
+    }
+    if !(block_interval.is_finite() && block_interval >= 0.0) {
+        bail!("--block-interval must be a number of seconds, 0 or more (0: no timer)");
     }
     let devnet = Devnet::start(DevnetConfig {
         nodes,
         base_port,
         data_dir,
         core: CoreConfig::default(),
+        block_interval: (block_interval > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(block_interval)),
     })
     .await?;
     for (i, n) in devnet.nodes.iter().enumerate() {

@@ -203,6 +203,13 @@ async fn devnet_announce(State(s): State<ApiState>, body: Bytes) -> Response {
             );
         }
     };
-    let length = wl.announce(&req.hashes);
-    axum::Json(json!({ "length": length })).into_response()
+    // Mining is CPU work under the chain's lock: off the async workers, so
+    // the API and the nodes keep answering meanwhile.
+    match tokio::task::spawn_blocking(move || wl.announce(&req.hashes)).await {
+        Ok(length) => axum::Json(json!({ "length": length })).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("announcing failed: {e}"),
+        ),
+    }
 }

@@ -10,7 +10,7 @@ use bitcoin::block::Header;
 use bitcoin::{Network, Script, ScriptBuf, Transaction, Txid};
 
 use super::regtest::RegtestChain;
-use super::verify::{VerifyError, merkle_branch, verify_headers, verify_merkle_branch};
+use super::verify::{VerifyError, verify_headers, verify_merkle_branch};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -128,17 +128,15 @@ impl ChainBackend for RegtestBackend {
         height: u64,
     ) -> Result<(Vec<[u8; 32]>, usize), BackendError> {
         let chain = self.chain.lock().expect("chain lock");
-        let txids = chain
-            .block_txids(height as usize)
-            .ok_or(BackendError::NoBlock {
+        if chain.block(height as usize).is_none() {
+            return Err(BackendError::NoBlock {
                 server: "regtest".into(),
                 height,
-            })?;
-        let pos = txids
-            .iter()
-            .position(|t| t == txid)
-            .ok_or_else(|| self.err(format!("{txid} is not in block {height}")))?;
-        Ok((merkle_branch(txids, pos), pos))
+            });
+        }
+        chain
+            .merkle_proof(txid, height as usize)
+            .ok_or_else(|| self.err(format!("{txid} is not in block {height}")))
     }
 }
 

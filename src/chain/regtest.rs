@@ -3,6 +3,7 @@
 //! transactions that spend mature coinbase outputs with real p2pkh signatures.
 //! It backs tests (and, later, devnet and the bitcoind-compatible RPC server).
 
+use super::verify::MerkleTree;
 use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::hashes::Hash;
 use bitcoin::script::PushBytesBuf;
@@ -41,8 +42,9 @@ pub struct RegtestChain {
     utxos: Vec<(OutPoint, u64, usize)>,
     /// Bumped by `truncate`, so blocks mined after a reorg differ from the old ones.
     salt: u32,
-    /// Txids per block, where each transaction is, and each script's history.
-    txids: Vec<Vec<Txid>>,
+    /// Each block's merkle tree, where each transaction is, and each
+    /// script's history.
+    trees: Vec<MerkleTree>,
     tx_index: HashMap<Txid, (usize, usize)>,
     history: HashMap<ScriptBuf, Vec<(Txid, u64)>>,
 }
@@ -66,7 +68,7 @@ impl RegtestChain {
             pubkey,
             utxos: Vec::new(),
             salt: 0,
-            txids: Vec::new(),
+            trees: Vec::new(),
             tx_index: HashMap::new(),
             history: HashMap::new(),
         };
@@ -127,12 +129,13 @@ impl RegtestChain {
                     .push((*txid, height as u64));
             }
         }
-        self.txids.push(ids);
+        self.trees.push(MerkleTree::new(&ids));
     }
 
-    /// The txids of the block at `height`, in order.
-    pub fn block_txids(&self, height: usize) -> Option<&[Txid]> {
-        self.txids.get(height).map(Vec::as_slice)
+    /// The merkle branch and position of `txid` in the block at `height`.
+    pub fn merkle_proof(&self, txid: &Txid, height: usize) -> Option<(Vec<[u8; 32]>, usize)> {
+        let &(h, pos) = self.tx_index.get(txid)?;
+        (h == height).then(|| (self.trees[h].branch(pos), pos))
     }
 
     /// Confirmed transactions paying or spending `script`, oldest first.
@@ -247,7 +250,7 @@ impl RegtestChain {
     pub fn truncate(&mut self, height: usize) {
         self.blocks.truncate(height + 1);
         self.salt += 1;
-        self.txids.clear();
+        self.trees.clear();
         self.tx_index.clear();
         self.history.clear();
         for h in 0..self.blocks.len() {

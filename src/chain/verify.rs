@@ -85,19 +85,73 @@ pub fn verify_merkle_branch(
 
 /// The merkle branch of `txids[pos]`, as a server would send it.
 pub fn merkle_branch(txids: &[Txid], pos: usize) -> Vec<[u8; 32]> {
-    let mut level: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
-    let mut idx = pos;
-    let mut branch = Vec::new();
-    while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            level.push(*level.last().expect("non-empty level"));
+    MerkleTree::new(txids).branch(pos)
+}
+
+/// A block's whole merkle tree, built once so that each transaction's
+/// branch costs a walk up it rather than a rebuild (a block of n
+/// transactions then proves all of them in O(n log n), not O(n^2)).
+#[derive(Clone, Debug)]
+pub struct MerkleTree {
+    /// Leaves first; each level padded to even length as Bitcoin does.
+    levels: Vec<Vec<[u8; 32]>>,
+}
+
+impl MerkleTree {
+    pub fn new(txids: &[Txid]) -> Self {
+        let mut level: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
+        let mut levels = Vec::new();
+        while level.len() > 1 {
+            if level.len() % 2 == 1 {
+                level.push(*level.last().expect("non-empty level"));
+            }
+            let up = level
+                .chunks(2)
+                .map(|pair| hash_pair(&pair[0], &pair[1]))
+                .collect();
+            levels.push(std::mem::replace(&mut level, up));
         }
-        branch.push(level[idx ^ 1]);
-        level = level
-            .chunks(2)
-            .map(|pair| hash_pair(&pair[0], &pair[1]))
-            .collect();
-        idx >>= 1;
+        levels.push(level);
+        MerkleTree { levels }
     }
-    branch
+
+    /// Siblings from the leaf at `pos` up to the root.
+    pub fn branch(&self, pos: usize) -> Vec<[u8; 32]> {
+        let mut idx = pos;
+        let mut branch = Vec::with_capacity(self.levels.len());
+        for level in &self.levels[..self.levels.len() - 1] {
+            branch.push(level[idx ^ 1]);
+            idx >>= 1;
+        }
+        branch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_branch_of_a_built_tree_leads_to_bitcoins_merkle_root() {
+        for n in 1..=33u8 {
+            let txids: Vec<Txid> = (0..n)
+                .map(|i| Txid::from_byte_array(sha256d::Hash::hash(&[n, i]).to_byte_array()))
+                .collect();
+            let root = bitcoin::merkle_tree::calculate_root(txids.iter().copied())
+                .expect("non-empty")
+                .into();
+            let tree = MerkleTree::new(&txids);
+            for (pos, txid) in txids.iter().enumerate() {
+                let branch = tree.branch(pos);
+                assert!(
+                    verify_merkle_branch(*txid, &branch, pos, root).is_ok(),
+                    "{n} transactions, position {pos}"
+                );
+                if n > 1 {
+                    let other = (pos + 1) % n as usize;
+                    assert!(verify_merkle_branch(*txid, &branch, other, root).is_err());
+                }
+            }
+        }
+    }
 }

@@ -85,6 +85,7 @@ pub async fn devnet(nodes: usize, dir: &std::path::Path) -> Devnet {
         base_port: 0,
         data_dir: dir.to_path_buf(),
         core: test_core(),
+        block_interval: None,
     })
     .await
     .expect("devnet starts")

@@ -5,6 +5,8 @@
 //! * `propagation`: in a 16-node loopback network, time from a POST at one node
 //!   until every node holds the file, and payload copies received per node.
 //!
+//! * `announce`: hashes announced on the devnet, until its node whitelists them.
+//!
 //! `cargo run --release --bin atlas-bench -- all`
 
 use std::collections::HashMap;
@@ -23,6 +25,8 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+mod announce;
 
 #[derive(Parser)]
 struct Cli {
@@ -52,6 +56,11 @@ enum Bench {
     Follower {
         #[arg(long, default_value_t = 10_000)]
         ops: usize,
+    },
+    /// Hashes announced on a one-node devnet in one POST, per count.
+    Announce {
+        #[arg(long, value_delimiter = ',', default_value = "2000,8000,100000")]
+        hashes: Vec<usize>,
     },
     All,
 }
@@ -206,6 +215,7 @@ async fn propagation(corpus: &[Vec<u8>], nodes: usize, n: usize) -> anyhow::Resu
         base_port: 0,
         data_dir: dir.path().to_path_buf(),
         core: CoreConfig::default(),
+        block_interval: None,
     })
     .await?;
     let files = synth(corpus, n, 2);
@@ -268,7 +278,7 @@ async fn propagation(corpus: &[Vec<u8>], nodes: usize, n: usize) -> anyhow::Resu
     Ok(())
 }
 
-#[path = "../../tests/common/electrumx.rs"]
+#[path = "../../../tests/common/electrumx.rs"]
 #[allow(dead_code)]
 mod electrumx;
 
@@ -335,6 +345,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Bootstrap { files, peers } => bootstrap(&corpus, files, peers).await,
         Bench::Propagation { nodes, files } => propagation(&corpus, nodes, files).await,
         Bench::Follower { ops } => follower(ops).await,
+        Bench::Announce { hashes } => announce::announce(&hashes).await,
         Bench::All => {
             bootstrap(&corpus, 100_000, 8).await?;
             propagation(&corpus, 16, 200).await?;
