@@ -53,6 +53,15 @@ enum Cmd {
         #[arg(long, default_value_t = 2.0)]
         block_interval: f64,
     },
+    /// Check a config as `atlas node` would at start-up, without starting:
+    /// exits non-zero with what to fix, else prints what it resolves to
+    /// (data directory, API and p2p addresses, whitelist source) as JSON.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
     /// Forget the chain follower's saved progress and rebuild the whitelist
     /// from the chain (the node must be stopped; zone files are kept).
     Reindex {
@@ -139,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Cmd::CheckConfig { config, role } => check_config(config, role),
         Cmd::Reindex { config } => {
             init_logging();
             reindex(config).await
@@ -305,6 +315,31 @@ fn load_config(
         cfg.apply_role(r);
     }
     Ok(cfg.validate()?)
+}
+
+fn check_config(config: PathBuf, role: Option<Role>) -> anyhow::Result<()> {
+    let v = load_config(Some(config), role)?;
+    let whitelist = match (&v.chain, &v.whitelist_file) {
+        (Some(c), _) => serde_json::json!({
+            "chain": {
+                "electrum": c.electrum,
+                "network": c.network.to_string(),
+                "confirmations": c.confirmations,
+                "start_height": c.start_height,
+            }
+        }),
+        (None, Some(path)) => serde_json::json!({ "file": path }),
+        (None, None) => serde_json::json!("none"),
+    };
+    let summary = serde_json::json!({
+        "data_dir": v.node.data_dir,
+        "api_listen": v.api_listen.to_string(),
+        "p2p_listen": v.node.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "seeds": v.node.seeds.len() + v.node.bare_seeds.len(),
+        "whitelist": whitelist,
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 async fn run_node(config: Option<PathBuf>, role: Option<Role>) -> anyhow::Result<()> {
