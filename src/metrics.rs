@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::atlas::{Failure, Stats};
+use crate::atlas::{Failure, Penalty, Stats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WireLabels {
@@ -46,8 +46,16 @@ pub struct Metrics {
     pub penalties: Family<ReasonLabel, Counter>,
     pub request_failures: Family<ReasonLabel, Counter>,
     pub stored: Family<OriginLabel, Counter>,
+    pub bans: Family<ReasonLabel, Counter>,
+    pub chain_height: Gauge,
     pub chain_confirmed_height: Gauge,
     pub chain_halted: Gauge,
+    pub chain_available: Gauge,
+    pub chain_last_success: Gauge,
+    pub chain_failovers: Counter,
+    pub chain_servers_dropped: Counter,
+    last_chain_failovers: AtomicU64,
+    last_chain_dropped: AtomicU64,
     pub store_healthy: Gauge,
     pub store_errors: Counter,
     pub store_corrupt: Counter,
@@ -81,8 +89,16 @@ impl Metrics {
             penalties: Family::default(),
             request_failures: Family::default(),
             stored: Family::default(),
+            bans: Family::default(),
+            chain_height: Gauge::default(),
             chain_confirmed_height: Gauge::default(),
             chain_halted: Gauge::default(),
+            chain_available: Gauge::default(),
+            chain_last_success: Gauge::default(),
+            chain_failovers: Counter::default(),
+            chain_servers_dropped: Counter::default(),
+            last_chain_failovers: AtomicU64::new(0),
+            last_chain_dropped: AtomicU64::new(0),
             store_healthy: Gauge::default(),
             store_errors: Counter::default(),
             store_corrupt: Counter::default(),
@@ -198,7 +214,72 @@ impl Metrics {
             "Zone files stored, by origin",
             m.stored.clone(),
         );
+        r.register(
+            "bans",
+            "Peers banned (score exhausted), by the penalty that did it",
+            m.bans.clone(),
+        );
+        r.register(
+            "chain_height",
+            "Height of the chain tip the follower last verified",
+            m.chain_height.clone(),
+        );
+        r.register(
+            "chain_available",
+            "1 while the chain servers answer, 0 while none does",
+            m.chain_available.clone(),
+        );
+        r.register_with_unit(
+            "chain_last_success_timestamp",
+            "When a round against the chain servers last succeeded (Unix time)",
+            Unit::Seconds,
+            m.chain_last_success.clone(),
+        );
+        r.register(
+            "chain_failovers",
+            "Times the follower moved to another chain server",
+            m.chain_failovers.clone(),
+        );
+        r.register(
+            "chain_servers_dropped",
+            "Chain servers dropped for serving data that did not verify",
+            m.chain_servers_dropped.clone(),
+        );
+        // Every reason has a series from the start, at 0: a panel or an
+        // alert on a labelled counter then has data before the first event.
+        for reason in Penalty::ALL {
+            let label = ReasonLabel {
+                reason: reason.label(),
+            };
+            let _ = m.penalties.get_or_create(&label);
+            let _ = m.bans.get_or_create(&label);
+        }
+        for reason in Failure::ALL {
+            let _ = m.request_failures.get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            });
+        }
         m
+    }
+
+    pub fn set_chain(&self, status: &crate::whitelist::ChainStatus) {
+        self.chain_height.set(status.height as i64);
+        self.chain_confirmed_height
+            .set(status.confirmed_height as i64);
+        self.chain_halted.set(i64::from(status.halted.is_some()));
+        self.chain_available
+            .set(i64::from(status.state == "following"));
+        self.chain_last_success.set(status.last_success_unix as i64);
+        let before = self
+            .last_chain_failovers
+            .swap(status.failovers, std::sync::atomic::Ordering::Relaxed);
+        self.chain_failovers
+            .inc_by(status.failovers.saturating_sub(before));
+        let before = self
+            .last_chain_dropped
+            .swap(status.servers_dropped, std::sync::atomic::Ordering::Relaxed);
+        self.chain_servers_dropped
+            .inc_by(status.servers_dropped.saturating_sub(before));
     }
 
     pub fn count_frame(&self, direction: &'static str, protocol: &'static str, bytes: usize) {

@@ -31,6 +31,13 @@ pub struct ChainStatus {
     /// stops for good: the whitelist ends at the block before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub halted: Option<String>,
+    /// When a round against the chain servers last succeeded (Unix seconds;
+    /// 0: never in this run).
+    pub last_success_unix: u64,
+    /// Times the follower moved to another server (the one it used failed
+    /// or fell behind), and servers it dropped for lying, since start.
+    pub failovers: u64,
+    pub servers_dropped: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,7 +137,17 @@ fn status(backend: &str, len: u64) -> ChainStatus {
         confirmed_height: len,
         consensus_hash: String::new(),
         halted: None,
+        last_success_unix: unix_now(),
+        failovers: 0,
+        servers_dropped: 0,
     }
+}
+
+/// Seconds since the Unix epoch, by the wall clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl WhitelistSource for MemoryWhitelist {

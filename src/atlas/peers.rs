@@ -39,6 +39,8 @@ pub enum Penalty {
 }
 
 impl Penalty {
+    pub const ALL: [Penalty; 3] = [Penalty::WrongHash, Penalty::Malformed, Penalty::NotFound];
+
     pub fn label(self) -> &'static str {
         match self {
             Penalty::WrongHash => "wrong_hash",

@@ -88,6 +88,8 @@ impl ChainSource {
                 confirmed_height: s.confirmed,
                 consensus_hash: hex::encode(s.consensus_hash),
                 halted: s.halted.map(|h| h.to_string()),
+                last_success_unix: crate::whitelist::unix_now(),
+                ..ChainStatus::default()
             }),
             Err(e @ (BackendError::Lied { .. } | BackendError::WrongTx { .. })) => {
                 tracing::warn!("dropping chain server: {e}");
@@ -184,12 +186,22 @@ impl ChainSource {
         let mut generation = 0;
         let mut last_good = ChainStatus::default();
         let mut unavailable = false;
+        let (mut failovers, mut dropped) = (0, 0);
         loop {
             if tx.is_closed() {
                 return;
             }
-            match self.round(&mut current) {
-                Ok(status) => {
+            let (was_current, servers) = (current, self.backends.len());
+            let round = self.round(&mut current);
+            if self.backends.len() < servers {
+                dropped += 1;
+            } else if current != was_current {
+                failovers += 1;
+            }
+            match round {
+                Ok(mut status) => {
+                    status.failovers = failovers;
+                    status.servers_dropped = dropped;
                     if unavailable {
                         tracing::info!("chain servers answer again");
                         unavailable = false;
@@ -242,6 +254,8 @@ impl ChainSource {
                         state: "unavailable".into(),
                         last_error: Some(e),
                         network: self.network.to_string(),
+                        failovers,
+                        servers_dropped: dropped,
                         ..last_good.clone()
                     };
                     if tx.blocking_send(WhitelistUpdate::Chain(status)).is_err() {

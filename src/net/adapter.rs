@@ -382,6 +382,12 @@ impl<K: Hash + Eq, C> NodeAdapter<K, C> {
                     })
                     .inc();
                 if banned {
+                    self.metrics
+                        .bans
+                        .get_or_create(&ReasonLabel {
+                            reason: reason.label(),
+                        })
+                        .inc();
                     tracing::warn!(%peer, reason = reason.label(), "peer banned");
                 } else {
                     tracing::debug!(%peer, reason = reason.label(), "peer penalized");

@@ -58,9 +58,7 @@ impl EventLoop {
         m.missing.set(s.missing as i64);
         let pending = self.adapter.store.pending_count();
         m.pending.set(pending as i64);
-        m.chain_confirmed_height
-            .set(self.chain.confirmed_height as i64);
-        m.chain_halted.set(i64::from(self.chain.halted.is_some()));
+        m.set_chain(&self.chain);
         m.set_store(&self.adapter.store.health());
         m.absorb(&self.adapter.driver.core.stats);
         let listen_addrs = self.swarm.listeners().map(|a| a.to_string()).collect();
