@@ -6,6 +6,7 @@
 //!   until every node holds the file, and payload copies received per node.
 //!
 //! * `announce`: hashes announced on the devnet, until its node whitelists them.
+//! * `footprint`: a node started on a store of a million zone files.
 //!
 //! `cargo run --release --bin atlas-bench -- all`
 
@@ -27,6 +28,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 mod announce;
+mod footprint;
 
 #[derive(Parser)]
 struct Cli {
@@ -56,6 +58,11 @@ enum Bench {
     Follower {
         #[arg(long, default_value_t = 10_000)]
         ops: usize,
+    },
+    /// A node's store with this many zone files, and the node started on it.
+    Footprint {
+        #[arg(long, default_value_t = 1_000_000)]
+        files: usize,
     },
     /// Hashes announced on a one-node devnet in one POST, per count.
     Announce {
@@ -346,6 +353,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Propagation { nodes, files } => propagation(&corpus, nodes, files).await,
         Bench::Follower { ops } => follower(ops).await,
         Bench::Announce { hashes } => announce::announce(&hashes).await,
+        Bench::Footprint { files } => footprint::footprint(&corpus, files).await,
         Bench::All => {
             bootstrap(&corpus, 100_000, 8).await?;
             propagation(&corpus, 16, 200).await?;
