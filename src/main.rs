@@ -323,7 +323,10 @@ fn check_config(config: PathBuf, role: Option<Role>) -> anyhow::Result<()> {
         (Some(c), _) => serde_json::json!({
             "chain": {
                 "electrum": c.electrum,
-                "network": c.network.to_string(),
+                "network": match c.network {
+                    bitcoin::Network::Bitcoin => "mainnet".to_string(),
+                    other => other.to_string(),
+                },
                 "confirmations": c.confirmations,
                 "start_height": c.start_height,
             }

@@ -34,9 +34,15 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: atlas\n    static_configs:\n      - targets: [{}]\n",
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [alerts.yml]\nscrape_configs:\n  - job_name: atlas\n    static_configs:\n      - targets: [{}]\n",
                 targets.join(", ")
             ),
+        )
+        .unwrap();
+        // The alert rules operators load (deploy/alerts.yml), evaluated too.
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/alerts.yml"),
+            dir.join("alerts.yml"),
         )
         .unwrap();
         let port = common::free_port();
@@ -233,5 +239,22 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Every alert rule has been evaluated (every second, for as long as the
+    // devnet has been scraped) without error, and none fires on a healthy
+    // devnet.
+    let r = client::get(&format!("{}/api/v1/rules", prom.url))
+        .await
+        .unwrap();
+    let rules: Value = serde_json::from_slice(&r.body).unwrap();
+    let mut seen = 0;
+    for group in rules["data"]["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            seen += 1;
+            assert_eq!(rule["health"], "ok", "{rule}");
+            assert_eq!(rule["state"], "inactive", "{rule}");
+        }
+    }
+    assert_eq!(seen, 7, "the rules of deploy/alerts.yml: {rules}");
     net.shutdown().await;
 }

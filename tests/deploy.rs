@@ -394,9 +394,14 @@ fn the_kubernetes_manifests_validate_against_the_api_schemas() {
 }
 
 #[test]
-fn the_prometheus_config_passes_promtool() {
+fn the_prometheus_config_and_alert_rules_pass_promtool() {
     let promtool = debian_tool("promtool", "prometheus");
-    ok(Command::new(promtool)
+    // `check config` also checks the rule files it names.
+    let out = ok(Command::new(&promtool)
         .args(["check", "config"])
         .arg(project().join("deploy/prometheus.yml")));
+    assert!(out.contains("alerts.yml"), "{out}");
+    ok(Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(project().join("deploy/alerts.yml")));
 }
