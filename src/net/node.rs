@@ -131,6 +131,7 @@ pub async fn spawn(
     })?;
     let key = load_identity(&cfg.data_dir)?;
     let peer_id = key.public().to_peer_id();
+    let started = std::time::Instant::now();
     let store = Arc::new(Store::open_with(
         &cfg.data_dir.join("atlas.redb"),
         crate::store::InboxLimits {
@@ -186,7 +187,12 @@ pub async fn spawn(
 
     let seed = cfg.rng_seed.unwrap_or_else(rand::random);
     let mut core = Core::new(cfg.core.clone(), peer_id, cfg.external.clone(), seed);
+    tracing::debug!(elapsed = ?started.elapsed(), "store opened");
     let known = store.announcements()?;
+    tracing::debug!(elapsed = ?started.elapsed(), count = known.len(), "whitelist read");
+    let held = store.held_hashes()?;
+    tracing::debug!(elapsed = ?started.elapsed(), count = held.len(), "held zone files listed");
+    let pending = store.pending_among(&known)?;
     // Uploads whose announcement was persisted just before a crash are
     // promoted here; everything on disk counts at once.
     core.handle(
@@ -194,10 +200,11 @@ pub async fn spawn(
         crate::atlas::Event::WhitelistGrew {
             from_index: 0,
             hashes: known.clone(),
-            held: store.held_hashes()?,
-            pending: store.pending_among(&known)?,
+            held,
+            pending,
         },
     );
+    tracing::debug!(elapsed = ?started.elapsed(), "core loaded");
     for (peer, addr) in &cfg.seeds {
         core.add_seed(*peer, vec![addr.clone()], CoreInstant::ZERO);
     }

@@ -32,7 +32,18 @@ const PEER_LOAD: Duration = Duration::from_secs(30);
 struct NodeProcess(Child);
 
 impl Drop for NodeProcess {
+    /// SIGINT, the clean stop, so a kept store opens without recovery next
+    /// time; SIGKILL if the node has not exited within 30 s.
     fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -60,6 +71,21 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// The hashes and zone-file bytes of a store built earlier in `dir` with `n` files.
+fn reuse(dir: &Path, n: usize) -> anyhow::Result<Option<(Vec<Hash160>, u64)>> {
+    let Ok(list) = std::fs::read_to_string(dir.join("whitelist.txt")) else {
+        return Ok(None);
+    };
+    let hashes: Vec<Hash160> = list.lines().map(str::parse).collect::<Result<_, _>>()?;
+    if hashes.len() != n {
+        return Ok(None);
+    }
+    let bytes = std::fs::read_to_string(dir.join("bytes.txt"))?
+        .trim()
+        .parse()?;
+    Ok(Some((hashes, bytes)))
 }
 
 /// Writes the store and the whitelist file; returns every hash, in order.
@@ -101,35 +127,41 @@ fn build(corpus: &[Vec<u8>], n: usize, dir: &Path) -> anyhow::Result<(Vec<Hash16
         }
     }
     list.flush()?;
+    std::fs::write(dir.join("bytes.txt"), bytes.to_string())?;
     Ok((hashes, bytes))
 }
 
-pub async fn footprint(corpus: &[Vec<u8>], n: usize) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (hashes, bytes) = build(corpus, n, dir.path())?;
-    let disk = std::fs::metadata(dir.path().join("data/atlas.redb"))?.len();
+pub async fn footprint(corpus: &[Vec<u8>], n: usize, keep: Option<&Path>) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = keep.unwrap_or(temp.path());
+    // A kept directory holding a store of this size is reused as it is.
+    let (hashes, bytes) = match reuse(dir, n)? {
+        Some(found) => found,
+        None => build(corpus, n, dir)?,
+    };
+    let disk = std::fs::metadata(dir.join("data/atlas.redb"))?.len();
 
     let (api_port, p2p_port) = (free_port()?, free_port()?);
-    let config = dir.path().join("atlas.toml");
+    let config = dir.join("atlas.toml");
     std::fs::write(
         &config,
         format!(
             "data_dir = \"{data}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/{p2p_port}\"]\n[whitelist]\nfile = \"{list}\"\n",
-            data = dir.path().join("data").display(),
-            list = dir.path().join("whitelist.txt").display()
+            data = dir.join("data").display(),
+            list = dir.join("whitelist.txt").display()
         ),
     )?;
     let exe = std::env::current_exe()?
         .parent()
         .context("the bench's directory")?
         .join("atlas");
-    let log = std::fs::File::create(dir.path().join("node.log"))?;
+    let log = std::fs::File::create(dir.join("node.log"))?;
     let started = Instant::now();
     let node = NodeProcess(
         Command::new(&exe)
             .args(["node", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,atlas::net::node=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -181,7 +213,7 @@ pub async fn footprint(corpus: &[Vec<u8>], n: usize) -> anyhow::Result<()> {
     // fetches as fast as the node serves.
     let whitelist = MemoryWhitelist::new();
     atlas::whitelist::Announcer::announce(&whitelist, &hashes);
-    let mut cfg = NodeConfig::new(dir.path().join("peer"));
+    let mut cfg = NodeConfig::new(dir.join("peer"));
     cfg.bare_seeds = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}").parse()?];
     let peer = net::spawn(cfg, Box::new(whitelist)).await?;
     let load_started = Instant::now();

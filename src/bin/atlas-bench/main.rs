@@ -63,6 +63,9 @@ enum Bench {
     Footprint {
         #[arg(long, default_value_t = 1_000_000)]
         files: usize,
+        /// Build the store here and keep it (reused by the next run).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Hashes announced on a one-node devnet in one POST, per count.
     Announce {
@@ -353,7 +356,9 @@ async fn main() -> anyhow::Result<()> {
         Bench::Propagation { nodes, files } => propagation(&corpus, nodes, files).await,
         Bench::Follower { ops } => follower(ops).await,
         Bench::Announce { hashes } => announce::announce(&hashes).await,
-        Bench::Footprint { files } => footprint::footprint(&corpus, files).await,
+        Bench::Footprint { files, keep } => {
+            footprint::footprint(&corpus, files, keep.as_deref()).await
+        }
         Bench::All => {
             bootstrap(&corpus, 100_000, 8).await?;
             propagation(&corpus, 16, 200).await?;
