@@ -249,27 +249,43 @@ impl WhitelistSource for FileWhitelist {
     ) {
         tokio::spawn(async move {
             let mut have = known;
+            // Read again only when the file changed: a million hashes are
+            // 41 MB of text, and reading them every poll cost a worker
+            // thread 0.1 s and ~60 MB of transient memory each time.
+            let mut seen: Option<(std::time::SystemTime, u64)> = None;
             loop {
-                match self.read() {
-                    Ok(truth) if truth != have => {
-                        let keep = common_prefix(&have, &truth);
-                        let update = WhitelistUpdate::Grew {
-                            from_index: keep as u64,
-                            hashes: truth[keep..].to_vec(),
-                        };
-                        let len = truth.len() as u64;
-                        have = truth;
-                        if tx.send(update).await.is_err()
-                            || tx
-                                .send(WhitelistUpdate::Chain(status("file", len)))
-                                .await
-                                .is_err()
-                        {
-                            return;
+                let stamp = std::fs::metadata(&self.path)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                if stamp.is_none() || stamp != seen {
+                    let source = FileWhitelist {
+                        path: self.path.clone(),
+                        poll: self.poll,
+                    };
+                    match tokio::task::spawn_blocking(move || source.read()).await {
+                        Ok(Ok(truth)) => {
+                            seen = stamp;
+                            if truth != have {
+                                let keep = common_prefix(&have, &truth);
+                                let update = WhitelistUpdate::Grew {
+                                    from_index: keep as u64,
+                                    hashes: truth[keep..].to_vec(),
+                                };
+                                let len = truth.len() as u64;
+                                have = truth;
+                                if tx.send(update).await.is_err()
+                                    || tx
+                                        .send(WhitelistUpdate::Chain(status("file", len)))
+                                        .await
+                                        .is_err()
+                                {
+                                    return;
+                                }
+                            }
                         }
+                        Ok(Err(e)) => tracing::warn!("whitelist file: {e}"),
+                        Err(e) => tracing::warn!("whitelist file: reading it failed: {e}"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("whitelist file: {e}"),
                 }
                 tokio::time::sleep(self.poll).await;
                 if tx.is_closed() {
