@@ -270,16 +270,16 @@ impl Metrics {
         self.chain_available
             .set(i64::from(status.state == "following"));
         self.chain_last_success.set(status.last_success_unix as i64);
-        let before = self
-            .last_chain_failovers
-            .swap(status.failovers, std::sync::atomic::Ordering::Relaxed);
-        self.chain_failovers
-            .inc_by(status.failovers.saturating_sub(before));
-        let before = self
-            .last_chain_dropped
-            .swap(status.servers_dropped, std::sync::atomic::Ordering::Relaxed);
-        self.chain_servers_dropped
-            .inc_by(status.servers_dropped.saturating_sub(before));
+        advance(
+            &self.chain_failovers,
+            &self.last_chain_failovers,
+            status.failovers,
+        );
+        advance(
+            &self.chain_servers_dropped,
+            &self.last_chain_dropped,
+            status.servers_dropped,
+        );
     }
 
     pub fn count_frame(&self, direction: &'static str, protocol: &'static str, bytes: usize) {
@@ -293,16 +293,12 @@ impl Metrics {
 
     pub fn set_store(&self, health: &crate::store::StoreHealth) {
         self.store_healthy.set(i64::from(health.state == "ok"));
-        let before = self
-            .last_store_errors
-            .swap(health.errors, std::sync::atomic::Ordering::Relaxed);
-        self.store_errors
-            .inc_by(health.errors.saturating_sub(before));
-        let before = self
-            .last_store_corrupt
-            .swap(health.corrupt_files, std::sync::atomic::Ordering::Relaxed);
-        self.store_corrupt
-            .inc_by(health.corrupt_files.saturating_sub(before));
+        advance(&self.store_errors, &self.last_store_errors, health.errors);
+        advance(
+            &self.store_corrupt,
+            &self.last_store_corrupt,
+            health.corrupt_files,
+        );
     }
 
     /// Moves the core's cumulative counters into the Prometheus counters.
@@ -322,4 +318,11 @@ impl Metrics {
         }
         *last = stats.clone();
     }
+}
+
+/// Moves a Prometheus counter up to `total`, a running count kept elsewhere
+/// (the store's, the chain follower's); `last` is the total it last saw.
+fn advance(counter: &Counter, last: &AtomicU64, total: u64) {
+    let before = last.swap(total, std::sync::atomic::Ordering::Relaxed);
+    counter.inc_by(total.saturating_sub(before));
 }
