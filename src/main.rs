@@ -323,10 +323,7 @@ fn check_config(config: PathBuf, role: Option<Role>) -> anyhow::Result<()> {
         (Some(c), _) => serde_json::json!({
             "chain": {
                 "electrum": c.electrum,
-                "network": match c.network {
-                    bitcoin::Network::Bitcoin => "mainnet".to_string(),
-                    other => other.to_string(),
-                },
+                "network": atlas::chain::network_name(c.network),
                 "confirmations": c.confirmations,
                 "start_height": c.start_height,
             }

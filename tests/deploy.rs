@@ -11,6 +11,9 @@
 //! Debian ones (`systemd`, `prometheus`) are installed by `.ci/run`. A
 //! missing tool fails the test with what to install, never skips it.
 
+#[path = "common/venv.rs"]
+mod venv;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,12 +23,6 @@ const PYTHON_TOOLS: &[&str] = &["check-jsonschema==0.39.0", "kubernetes-validate
 
 fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project().join("target"))
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -45,22 +42,9 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The venv's bin directory, with the Python tools installed. Tests run in
-/// parallel: one provisions while the others wait.
+/// The venv's bin directory, with the Python tools installed.
 fn python_tools() -> PathBuf {
-    static PROVISIONING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = target_dir().join("deploy-venv");
-    let ready = venv.join(".installed");
-    let wanted = PYTHON_TOOLS.join(" ");
-    if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
-        ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        ok(Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet"])
-            .args(PYTHON_TOOLS));
-        std::fs::write(&ready, &wanted).unwrap();
-    }
-    venv.join("bin")
+    venv::provision("deploy-venv", PYTHON_TOOLS).join("bin")
 }
 
 fn debian_tool(name: &str, package: &str) -> PathBuf {

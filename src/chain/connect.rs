@@ -145,7 +145,7 @@ impl ChainConnector {
                     let status = ChainStatus {
                         state: "unavailable".into(),
                         last_error: Some(e),
-                        network: self.params.network.to_string(),
+                        network: super::network_name(self.params.network),
                         ..ChainStatus::default()
                     };
                     if tx.blocking_send(WhitelistUpdate::Chain(status)).is_err() {

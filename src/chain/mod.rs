@@ -17,3 +17,12 @@ pub mod rules;
 pub mod source;
 pub mod tx;
 pub mod verify;
+
+/// A network's name as the config spells it: rust-bitcoin calls mainnet
+/// "bitcoin", which an operator reading `/v1/status` would not expect.
+pub fn network_name(network: bitcoin::Network) -> String {
+    match network {
+        bitcoin::Network::Bitcoin => "mainnet".into(),
+        other => other.to_string(),
+    }
+}

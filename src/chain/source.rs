@@ -77,7 +77,7 @@ impl ChainSource {
             Ok(s) => Ok(ChainStatus {
                 state: "following".into(),
                 last_error: None,
-                network: self.network.to_string(),
+                network: super::network_name(self.network),
                 backend: backend.name(),
                 height: s.tip,
                 tip: self
@@ -253,7 +253,7 @@ impl ChainSource {
                     let status = ChainStatus {
                         state: "unavailable".into(),
                         last_error: Some(e),
-                        network: self.network.to_string(),
+                        network: super::network_name(self.network),
                         failovers,
                         servers_dropped: dropped,
                         ..last_good.clone()

@@ -1,7 +1,8 @@
-//! Provisions and runs a real ElectrumX (PyPI `e-x` 2.0.0) for tests. The
-//! venv lives under `target/` and is created on first use, so `cargo test`
-//! alone works on a fresh machine with Python 3. Missing Python or a failed
-//! install is a test failure with the reason, never a skip.
+//! Provisions (`venv.rs`) and runs a real ElectrumX (PyPI `e-x` 2.0.0) for
+//! tests.
+
+#[path = "venv.rs"]
+mod venv;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,45 +19,17 @@ from electrumx.cli.electrumx_server import main\n\
 main()\n";
 
 fn venv_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("electrumx-venv")
+    venv::target_dir().join("electrumx-venv")
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e} (is python3 installed?)"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The venv's python, with ElectrumX installed. Tests run in parallel: one
-/// provisions while the others wait.
+/// The venv's python, with ElectrumX installed and the launcher beside it.
 pub fn provision() -> PathBuf {
-    static PROVISIONING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = PROVISIONING.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = venv_dir();
-    let python = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if !ready.exists() {
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "creating the ElectrumX venv",
-        );
-        run(
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", PACKAGE]),
-            "pip install e-x",
-        );
-        std::fs::write(venv.join("launch_electrumx.py"), LAUNCHER).unwrap();
-        std::fs::write(&ready, PACKAGE).unwrap();
+    let venv = venv::provision("electrumx-venv", &[PACKAGE]);
+    let launcher = venv.join("launch_electrumx.py");
+    if std::fs::read_to_string(&launcher).ok().as_deref() != Some(LAUNCHER) {
+        std::fs::write(&launcher, LAUNCHER).unwrap();
     }
-    python
+    venv.join("bin/python")
 }
 
 pub struct ElectrumX {
