@@ -1,11 +1,10 @@
-//! Bitcoin transactions as the follower reads them: the quick extractor and
-//! the rules' parser (senders, outputs, payloads per epoch).
+//! Bitcoin transactions as the follower reads them: the rules' parser
+//! (senders, outputs, payloads per epoch).
 #![no_main]
 
-use atlas::chain::rules::extract::parse_tx;
-use atlas::chain::rules::params::RuleSet;
-use atlas::chain::rules::txparse;
-use atlas::chain::tx;
+use bns_rules::extract::parse_tx;
+use bns_rules::params::RuleSet;
+use bns_rules::txparse;
 use bitcoin::Transaction;
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +15,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(t) = bitcoin::consensus::deserialize::<Transaction>(raw) else {
         return;
     };
-    let _ = tx::extract(&t);
     let _ = txparse::nulldata_payload(&t);
     // Each input's scriptSig stands in for the script it spends.
     let prevouts: Vec<Vec<u8>> = t

@@ -2,7 +2,7 @@
 //! fix, never a panic.
 #![no_main]
 
-use atlas::config::Config;
+use atlas_node::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

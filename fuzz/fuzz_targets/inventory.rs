@@ -2,7 +2,7 @@
 //! decoded set encodes back to itself.
 #![no_main]
 
-use atlas::atlas::inventory::RangeSet;
+use atlas_core::inventory::RangeSet;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,8 +3,9 @@
 //! decodes to the same message.
 #![no_main]
 
-use atlas::atlas::Protocol;
-use atlas::net::wire;
+use atlas_core::Protocol;
+use atlas_wire as wire;
+
 use libfuzzer_sys::fuzz_target;
 
 const PROTOCOLS: [Protocol; 4] = [
