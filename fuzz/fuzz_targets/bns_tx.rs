@@ -2,10 +2,10 @@
 //! (senders, outputs, payloads per epoch).
 #![no_main]
 
+use bitcoin::Transaction;
 use bns_rules::extract::parse_tx;
 use bns_rules::params::RuleSet;
 use bns_rules::txparse;
-use bitcoin::Transaction;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

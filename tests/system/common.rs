@@ -8,10 +8,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use atlas_core::CoreConfig;
+use atlas_core::zonefile::Hash160;
 use atlas_devnet::{Devnet, DevnetConfig};
 use atlas_node::net::{NodeHandle, NodeStatus};
 use atlas_node::whitelist::Announcer;
-use atlas_core::zonefile::Hash160;
 
 pub use atlas_testkit::corpus::zonefiles;
 

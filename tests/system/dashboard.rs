@@ -9,9 +9,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use atlas_node::api::client;
 use atlas_core::CoreConfig;
 use atlas_devnet::{Devnet, DevnetConfig};
+use atlas_node::api::client;
 use serde_json::Value;
 
 use crate::common;
@@ -41,7 +41,10 @@ impl Prometheus {
         .unwrap();
         // The alert rules operators load (deploy/alerts.yml), evaluated too.
         std::fs::copy(
-            concat!(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."), "/deploy/alerts.yml"),
+            concat!(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
+                "/deploy/alerts.yml"
+            ),
             dir.join("alerts.yml"),
         )
         .unwrap();

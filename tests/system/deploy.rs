@@ -204,8 +204,12 @@ fn the_container_build_copies_what_the_project_builds_and_runs_a_valid_config() 
         .into_iter()
         .find(|r| r.starts_with("cargo build"))
         .expect("a cargo build step");
-    assert_eq!(build, "cargo build --release --locked --bin atlas");
-    let cargo_toml = std::fs::read_to_string(project().join("Cargo.toml")).unwrap();
+    assert_eq!(
+        build,
+        "cargo build --release --locked -p atlas-node --bin atlas"
+    );
+    let cargo_toml =
+        std::fs::read_to_string(project().join("crates/atlas-node/Cargo.toml")).unwrap();
     assert!(cargo_toml.contains("[[bin]]\nname = \"atlas\""));
     let copies = instruction("COPY");
     assert!(

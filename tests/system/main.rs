@@ -6,6 +6,7 @@ mod common;
 
 mod dashboard;
 mod deploy;
+mod image;
 mod netns;
 mod operator_guide;
 mod readme_regtest;

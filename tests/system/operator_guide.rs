@@ -44,9 +44,10 @@ const RUN_AS_USER: &str = "atlas node --config /etc/atlas/atlas.toml";
 
 /// The guide's code blocks, in order: (language, body).
 fn guide_blocks() -> (String, Vec<(String, String)>) {
-    let text =
-        std::fs::read_to_string(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("deploy/README.md"))
-            .expect("deploy/README.md");
+    let text = std::fs::read_to_string(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("deploy/README.md"),
+    )
+    .expect("deploy/README.md");
     let mut blocks = Vec::new();
     let mut rest = text.as_str();
     while let Some(open) = rest.find("\n```") {
@@ -135,11 +136,8 @@ impl Host {
         chmod(&d.join("systemctl"), 0o755);
         // A checkout as the guide's commands expect it: the built binary at
         // target/release/atlas and the repository's deploy/.
-        std::os::unix::fs::symlink(
-            common::atlas_bin(),
-            d.join("checkout/target/release/atlas"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(common::atlas_bin(), d.join("checkout/target/release/atlas"))
+            .unwrap();
         std::os::unix::fs::symlink(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("deploy"),
             d.join("checkout/deploy"),
@@ -413,7 +411,6 @@ fn curl(args: &[&str]) -> String {
     assert!(out.status.success(), "curl {args:?} failed");
     String::from_utf8(out.stdout).unwrap()
 }
-
 
 /// The guide's config, pointed at the local chain and loopback.
 fn on_regtest(guide_config: &str, electrum: &str, seed: &str) -> String {

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use atlas_node::api::client;
 use atlas_core::CoreConfig;
-use atlas_devnet::{Devnet, DevnetConfig};
 use atlas_core::zonefile::Hash160;
+use atlas_devnet::{Devnet, DevnetConfig};
+use atlas_node::api::client;
 
 use super::percentile;
 

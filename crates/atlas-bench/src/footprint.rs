@@ -12,11 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use atlas_core::zonefile::Hash160;
 use atlas_node::api::client;
 use atlas_node::net::{self, NodeConfig};
 use atlas_node::store::Store;
 use atlas_node::whitelist::MemoryWhitelist;
-use atlas_core::zonefile::Hash160;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -156,7 +156,12 @@ async fn start(
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
-            .with_context(|| format!("starting {} (cargo build --release)", exe.display()))?,
+            .with_context(|| {
+                format!(
+                    "starting {} (cargo build --release -p atlas-node)",
+                    exe.display()
+                )
+            })?,
     );
     let status_url = format!("http://127.0.0.1:{api_port}/v1/status");
     loop {

@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use atlas_node::api::client;
 use atlas_core::CoreConfig;
+use atlas_core::zonefile::Hash160;
 use atlas_devnet::{Devnet, DevnetConfig};
+use atlas_node::api::client;
 use atlas_node::net::{self, NodeConfig, NodeHandle};
 use atlas_node::store::Store;
 use atlas_node::whitelist::MemoryWhitelist;
-use atlas_core::zonefile::Hash160;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use rand::rngs::StdRng;
@@ -33,7 +33,7 @@ mod footprint;
 #[derive(Parser)]
 struct Cli {
     /// The real BNS zone files whose sizes the synthetic set copies.
-    #[arg(long, default_value = "../shared/data/bns/zonefiles.jsonl")]
+    #[arg(long, default_value = "crates/atlas-testkit/data/bns/zonefiles.jsonl")]
     corpus: PathBuf,
     #[command(subcommand)]
     cmd: Bench,

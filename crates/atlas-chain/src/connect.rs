@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 
 use super::backend::ChainBackend;
 use super::follower::Follower;
-use bns_rules::engine::Allocation;
-use bns_rules::params::RuleSet;
 use super::source::{ChainSource, Wake, spawn_follower};
 use crate::ChainStore;
-use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate};
+use crate::whitelist::{ChainState, ChainStatus, WhitelistSource, WhitelistUpdate};
 use atlas_core::zonefile::Hash160;
+use bns_rules::engine::Allocation;
+use bns_rules::params::RuleSet;
 
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(60);
@@ -120,7 +120,12 @@ impl ChainConnector {
         Err(last)
     }
 
-    fn run(mut self, store: Arc<dyn ChainStore>, known: Vec<Hash160>, tx: mpsc::Sender<WhitelistUpdate>) {
+    fn run(
+        mut self,
+        store: Arc<dyn ChainStore>,
+        known: Vec<Hash160>,
+        tx: mpsc::Sender<WhitelistUpdate>,
+    ) {
         let mut wait = RETRY_FIRST;
         let mut generation = 0;
         let mut logged = false;
@@ -143,7 +148,7 @@ impl ChainConnector {
                         logged = true;
                     }
                     let status = ChainStatus {
-                        state: "unavailable".into(),
+                        state: ChainState::Unavailable,
                         last_error: Some(e),
                         network: super::network_name(self.params.network),
                         ..ChainStatus::default()

@@ -13,12 +13,12 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Network, ScriptBuf, Transaction, Txid};
 
 use super::backend::{BackendError, ChainBackend, VerifiedChain};
-use bns_rules::engine::{Allocation, BlockOutcome, Engine, Halt};
-use bns_rules::extract::parse_tx;
-use bns_rules::params::RuleSet;
 use super::verify::VerifyError;
 use crate::{ChainDelta, SavedChain};
 use atlas_core::zonefile::Hash160;
+use bns_rules::engine::{Allocation, BlockOutcome, Engine, Halt};
+use bns_rules::extract::parse_tx;
+use bns_rules::params::RuleSet;
 
 mod scripts;
 

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::backend::{BackendError, ChainBackend};
 use super::follower::Follower;
+use crate::whitelist::{ChainState, ChainStatus, WhitelistSource, WhitelistUpdate, common_prefix};
 use crate::{ChainDelta, ChainStore};
-use crate::whitelist::{ChainStatus, WhitelistSource, WhitelistUpdate, common_prefix};
 use atlas_core::zonefile::Hash160;
 
 /// Lets whoever mines (devnet, tests) wake the follower at once.
@@ -75,7 +75,7 @@ impl ChainSource {
         let backend = &mut self.backends[*current];
         match self.follower.poll(backend.as_mut()) {
             Ok(s) => Ok(ChainStatus {
-                state: "following".into(),
+                state: ChainState::Following,
                 last_error: None,
                 network: super::network_name(self.network),
                 backend: backend.name(),
@@ -252,7 +252,7 @@ impl ChainSource {
                         tracing::debug!("chain follower: {e}");
                     }
                     let status = ChainStatus {
-                        state: "unavailable".into(),
+                        state: ChainState::Unavailable,
                         last_error: Some(e),
                         network: super::network_name(self.network),
                         failovers,

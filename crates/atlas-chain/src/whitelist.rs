@@ -11,11 +11,23 @@ use tokio::sync::mpsc;
 
 use crate::ChainStore;
 
+/// Where the whitelist's source stands, as `/v1/status` spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainState {
+    /// No chain server has answered yet in this run.
+    #[default]
+    Connecting,
+    /// A server answers and the whitelist follows the chain.
+    Following,
+    /// No chain server answers: the node keeps serving and replicating what
+    /// it already knows, and keeps asking.
+    Unavailable,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ChainStatus {
-    /// "following", or "unavailable" while no chain server answers (the node
-    /// keeps serving and replicating what it already knows meanwhile).
-    pub state: String,
+    pub state: ChainState,
     /// Why the last round against the chain servers failed, while unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -72,4 +84,3 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-

@@ -8,9 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use multiaddr::Protocol as AddrPart;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
+use multiaddr::Protocol as AddrPart;
 
 use super::time::Instant;
 

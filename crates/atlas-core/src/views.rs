@@ -32,7 +32,8 @@ use super::{Core, Pending};
 const MAX_POINTS: usize = 80;
 
 /// How a neighbour's whitelist relates to ours, for `/v1/peers`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Agreement {
     /// The same list.
     Same,

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use libp2p::Multiaddr;
 use tokio::task::JoinHandle;
 
-use atlas_node::api::{self, ApiState};
 use atlas_core::CoreConfig;
+use atlas_node::api::{self, ApiState};
 use atlas_node::net::{self, Node, NodeConfig, NodeError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use bitcoin::Network;
 
-use atlas_testkit::backend::RegtestBackend;
 use atlas_chain::follower::Follower;
-use atlas_testkit::regtest::RegtestChain;
 use atlas_chain::source::{ChainSource, Wake};
-use atlas_node::whitelist::Announcer;
 use atlas_core::zonefile::Hash160;
+use atlas_node::whitelist::Announcer;
+use atlas_testkit::backend::RegtestBackend;
+use atlas_testkit::regtest::RegtestChain;
 
 /// Confirmations the devnet's followers wait for (the devnet mines them at once).
 pub const DEVNET_CONFIRMATIONS: u64 = 3;

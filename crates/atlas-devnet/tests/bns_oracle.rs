@@ -1,16 +1,14 @@
-//! The original BNS indexer ("the oracle", `../shared/oracle`) run from the
+//! The original BNS indexer ("the oracle", driven by `oracle/`) run from the
 //! tests: the harness reproduces the oracle's recorded verdicts on the shared
 //! fixture chains, and reports its verdict on the chains the project builds.
 
-
-
 use std::time::Instant;
 
-use atlas_testkit::regtest::RegtestChain;
 use atlas_core::zonefile::Hash160;
 use atlas_testkit::oracle::{
     OracleReport, OracleRules, fixture_blocks, fixture_report, provision, run_oracle,
 };
+use atlas_testkit::regtest::RegtestChain;
 
 /// Requires `got` to agree with `want` on everything a follower must
 /// reproduce. Timings and warnings are left out: they are not verdicts.
@@ -143,11 +141,8 @@ fn the_oracle_accepts_the_builders_chain() {
     let blocks: Vec<_> = (0..=chain.height())
         .map(|h| chain.block(h).unwrap().clone())
         .collect();
-    let (engine, outcomes) = bns_rules::replay::replay(
-        bns_rules::params::RuleSet::test(None),
-        &[],
-        &blocks,
-    );
+    let (engine, outcomes) =
+        bns_rules::replay::replay(bns_rules::params::RuleSet::test(None), &[], &blocks);
     atlas_testkit::verdicts::assert_same(
         "the builder's chain",
         &atlas_testkit::verdicts::Verdicts::of_engine(&engine, &outcomes),

@@ -7,10 +7,10 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::api::{self, ApiState, client};
-use atlas_chain::connect::{ChainConnector, FollowerParams};
 use crate::config::{Config, Role};
 use crate::net;
 use crate::whitelist::{FileWhitelist, MemoryWhitelist, WhitelistSource};
+use atlas_chain::connect::{ChainConnector, FollowerParams};
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -260,4 +260,3 @@ pub fn chain_connector(c: &crate::config::ValidatedChain) -> ChainConnector {
         },
     )
 }
-

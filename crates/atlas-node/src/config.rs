@@ -9,8 +9,8 @@ use libp2p::multiaddr::Protocol as AddrPart;
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
-use atlas_core::CoreConfig;
 use crate::net::NodeConfig;
+use atlas_core::CoreConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -267,8 +267,9 @@ impl Metrics {
         self.chain_confirmed_height
             .set(status.confirmed_height as i64);
         self.chain_halted.set(i64::from(status.halted.is_some()));
-        self.chain_available
-            .set(i64::from(status.state == "following"));
+        self.chain_available.set(i64::from(
+            status.state == crate::whitelist::ChainState::Following,
+        ));
         self.chain_last_success.set(status.last_success_unix as i64);
         advance(
             &self.chain_failovers,
@@ -292,7 +293,8 @@ impl Metrics {
     }
 
     pub fn set_store(&self, health: &crate::store::StoreHealth) {
-        self.store_healthy.set(i64::from(health.state == "ok"));
+        self.store_healthy
+            .set(i64::from(health.state == crate::store::StoreState::Ok));
         advance(&self.store_errors, &self.last_store_errors, health.errors);
         advance(
             &self.store_corrupt,

@@ -13,7 +13,7 @@ use atlas_chain::ChainStore;
 use atlas_core::zonefile::Hash160;
 
 pub use atlas_chain::whitelist::{
-    ChainStatus, WhitelistSource, WhitelistUpdate, common_prefix, unix_now,
+    ChainState, ChainStatus, WhitelistSource, WhitelistUpdate, common_prefix, unix_now,
 };
 
 /// Something that can put hashes on the whitelist: the devnet's chain (it
@@ -76,7 +76,7 @@ impl MemoryWhitelist {
 
 fn status(backend: &str, len: u64) -> ChainStatus {
     ChainStatus {
-        state: "following".into(),
+        state: ChainState::Following,
         last_error: None,
         network: "devnet".into(),
         backend: backend.into(),

@@ -9,11 +9,11 @@ use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 
 use super::node::{Kind, NodeId, SimNode};
+use atlas_core::zonefile::Hash160;
 use atlas_core::{
     Action, Event, Failure, InboundId, Instant, Origin, Penalty, Request, RequestId, Response,
     Upload,
 };
-use atlas_core::zonefile::Hash160;
 
 /// What became of one of the core's actions.
 #[derive(Debug)]

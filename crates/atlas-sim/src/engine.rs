@@ -15,12 +15,12 @@ use super::network::NetModel;
 use super::node::{Conn, Kind, NodeId, Role, SimNode};
 use super::record::Record;
 use super::scenario::{Scenario, ScenarioError};
+use atlas_core::zonefile::Hash160;
 use atlas_core::{
     Action, CoreConfig, Failure, InboundId, Instant, Observation, PeerRecord, Request, RequestId,
     Response, serve_within_budget,
 };
 use atlas_wire as wire;
-use atlas_core::zonefile::Hash160;
 
 mod links;
 

@@ -10,8 +10,8 @@ use multiaddr::Multiaddr;
 
 use atlas_core::driver::Driver;
 use atlas_core::inbox::{InboxLedger, InboxLimits};
-use atlas_core::{Core, Instant, Request, RequestId};
 use atlas_core::zonefile::Hash160;
+use atlas_core::{Core, Instant, Request, RequestId};
 
 pub type NodeId = u32;
 

@@ -25,6 +25,7 @@ use prometheus_client::registry::Registry;
 use super::adapter::Local;
 use super::node::{Kind, NodeId, Role, SimNode};
 use atlas_core::driver::Driver;
+use atlas_core::zonefile::Hash160;
 use atlas_core::{
     Action, Core, CoreConfig, Failure, Instant, Protocol, Request, RequestId, Response,
     serve_within_budget,
@@ -33,7 +34,6 @@ use atlas_node::metrics::Metrics;
 use atlas_node::net::adapter::{NodeAdapter, Outgoing};
 use atlas_node::net::codec::Rejected;
 use atlas_node::store::Store;
-use atlas_core::zonefile::Hash160;
 
 /// How a request of ours can end without an answer, in both transports.
 #[derive(Clone, Copy)]

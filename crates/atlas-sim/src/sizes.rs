@@ -1,5 +1,5 @@
 //! Zone-file sizes as they occur on chain: (bytes, how many) over the
-//! 1644 real BNS zone files in `shared/data/bns/zonefiles.jsonl`. Mostly
+//! 1644 real BNS zone files in `crates/atlas-testkit/data/bns/zonefiles.jsonl`. Mostly
 //! ~135 bytes, with a few multi-kilobyte outliers up to 34,776 bytes.
 
 use rand::Rng;

@@ -10,8 +10,8 @@ use super::network;
 use super::node::{NodeId, Role, SimNode};
 use super::scenario::Start;
 use super::sizes;
-use atlas_core::{Core, Instant, PeerRecord, Upload};
 use atlas_core::zonefile::Hash160;
+use atlas_core::{Core, Instant, PeerRecord, Upload};
 
 pub(super) fn secs(s: f64) -> u64 {
     (s * 1e6) as u64

@@ -75,4 +75,3 @@ impl ChainBackend for RegtestBackend {
             .ok_or_else(|| self.err(format!("{txid} is not in block {height}")))
     }
 }
-

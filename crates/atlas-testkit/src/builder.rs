@@ -8,16 +8,16 @@
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, Network, ScriptBuf, Transaction, TxOut};
 
-use bns_rules::hashing::hash128;
-use atlas_chain::follower::burn_script;
 use super::regtest::{COINBASE_MATURITY, RegtestChain};
+use atlas_chain::follower::burn_script;
+use atlas_core::zonefile::Hash160;
 use bns_rules::engine::Engine;
 use bns_rules::hashing::hash_name_hex;
+use bns_rules::hashing::hash128;
 use bns_rules::params::{Feature, RuleSet, Units};
 use bns_rules::payment::name_price;
 use bns_rules::price::{Price, price_namespace};
 use bns_rules::replay::replay;
-use atlas_core::zonefile::Hash160;
 
 /// What the builder pays above a price, so float rounding never underpays.
 const MARGIN: u64 = 1_000;

@@ -57,4 +57,3 @@ pub fn zonefiles(n: usize) -> Vec<(Hash160, Vec<u8>)> {
     }
     out
 }
-

@@ -277,13 +277,9 @@ impl RpcServer {
                 .build()
                 .expect("a runtime for the RPC server");
             rt.block_on(async move {
-                let served = crate::rpc::serve(
-                    "127.0.0.1:0".parse().unwrap(),
-                    chain,
-                    "atlas",
-                    "atlas",
-                )
-                .await;
+                let served =
+                    crate::rpc::serve("127.0.0.1:0".parse().unwrap(), chain, "atlas", "atlas")
+                        .await;
                 match served {
                     Ok((addr, task)) => {
                         let _ = ready.send(Ok(addr));
@@ -462,6 +458,10 @@ fn run(rpc: SocketAddr, blocks: u64, rules: &OracleRules, expect_abort: bool) ->
         .arg(p2p_port.to_string())
         .arg("--json")
         .arg(&json)
+        // Exactly to the tip the caller saw: a live chain (the devnet mines
+        // a block every 2 s) has grown by the time the indexer asks.
+        .arg("--stop-block")
+        .arg(blocks.to_string())
         .env("BNS_ORACLE_VENV", &venv)
         .env("FIRST_BLOCK", rules.first_block.to_string())
         // What the caller's shell may hold must not bend the rules.

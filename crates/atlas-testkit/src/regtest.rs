@@ -402,10 +402,10 @@ pub fn announced_hash(chain: &RegtestChain, tx: &Transaction) -> Option<Hash160>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bns_rules::hashing::hash128;
     use atlas_chain::verify::{VerifyError, merkle_branch, verify_headers, verify_merkle_branch};
     use atlas_core::zonefile::Hash160;
     use bitcoin::consensus::{deserialize, serialize};
+    use bns_rules::hashing::hash128;
 
     fn update_payload(name: &str, consensus_hex: &str, zonefile: Hash160) -> Vec<u8> {
         let mut p = b"id+".to_vec();

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::backend::RegtestBackend;
-use atlas_chain::follower::{Follower, FollowerStatus};
 use crate::regtest::RegtestChain;
+use atlas_chain::follower::{Follower, FollowerStatus};
 use bns_rules::engine::{Allocation, BlockOutcome, Engine};
 use bns_rules::params::RuleSet;
 

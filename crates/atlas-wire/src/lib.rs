@@ -8,8 +8,8 @@ use multiaddr::Multiaddr;
 use prost::Message;
 
 use atlas_core::inventory::{InventoryError, RangeSet};
-use atlas_core::{ChainView, DeltaView, PeerRecord, Protocol, Request, Response};
 use atlas_core::zonefile::{Hash160, MAX_ZONEFILE_BYTES};
+use atlas_core::{ChainView, DeltaView, PeerRecord, Protocol, Request, Response};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

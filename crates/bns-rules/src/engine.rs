@@ -17,6 +17,9 @@ use super::payment::PAY_WITH_STACKS;
 use super::py2;
 use super::state::Db;
 
+pub use super::genesis::Allocation;
+use super::genesis::{StxGenesis, Tokens};
+
 /// An accepted operation, as the oracle lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -47,25 +50,13 @@ pub struct BlockOutcome {
     pub consumed_preorders: Vec<(String, String)>,
 }
 
-/// A genesis token allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allocation {
-    pub address: String,
-    pub token_type: String,
-    pub value: i128,
-    pub lock_send: u64,
-    pub receive_whitelisted: bool,
-    /// block -> amount vested then
-    pub vesting: Vec<(u64, i128)>,
-}
-
 pub struct Engine {
     pub rules: RuleSet,
     pub db: Db,
     /// The last block processed.
     pub lastblock: u64,
     /// The token genesis still to load or patch (`genesis.rs`).
-    pub tokens: super::genesis::Tokens,
+    pub tokens: Tokens,
     halted: Option<Halt>,
 }
 
@@ -134,12 +125,20 @@ impl Engine {
         super::genesis::allocate(&mut db, genesis);
         let lastblock = rules.first_block - 1;
         Engine {
-            tokens: super::genesis::Tokens::for_rules(&rules),
+            tokens: Tokens::for_rules(&rules),
             rules,
             db,
             lastblock,
             halted: None,
         }
+    }
+
+    /// An engine whose token ledger is `genesis` (loaded at the first block
+    /// with token features) instead of its rules' own.
+    pub fn with_stx_genesis(rules: RuleSet, genesis: &'static StxGenesis) -> Self {
+        let mut engine = Engine::new(rules, &[]);
+        engine.tokens = Tokens::given(genesis);
+        engine
     }
 
     /// Where the original indexer stopped for good, if it did.

@@ -24,9 +24,20 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
-use super::engine::{Allocation, Engine};
 use super::params::{Feature, RuleSet};
 use super::state::{Account, Db};
+
+/// A genesis token allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    pub address: String,
+    pub token_type: String,
+    pub value: i128,
+    pub lock_send: u64,
+    pub receive_whitelisted: bool,
+    /// block -> amount vested then
+    pub vesting: Vec<(u64, i128)>,
+}
 
 const MAINNET_DATA: &[u8] = include_bytes!("../data/stx-genesis-mainnet.bin");
 const MAINNET_SHA256: &str = include_str!("../data/stx-genesis-mainnet.sha256");
@@ -547,16 +558,6 @@ impl Tokens {
             apply_patch(db, next, &patch);
         }
         db.vest(next);
-    }
-}
-
-impl Engine {
-    /// An engine whose token ledger is `genesis` (loaded at the first block
-    /// with token features) instead of its rules' own.
-    pub fn with_stx_genesis(rules: RuleSet, genesis: &'static StxGenesis) -> Self {
-        let mut engine = Engine::new(rules, &[]);
-        engine.tokens = Tokens::given(genesis);
-        engine
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::*;
+use crate::engine::Engine;
 use crate::params::RuleSet;
 
 fn vector() -> Value {

@@ -4,7 +4,7 @@
 //! Epochs are numbered 1..=6 here; the original's `get_epoch_number` counts
 //! from 0 (`epoch() == get_epoch_number() + 1`).
 
-use super::price::{Long, Price, btc_namespace_prices, stacks_namespace_prices};
+use super::long::{Long, Price};
 
 /// `NAMESPACE_VERSION_PAY_TO_BURN` (config.py:55): fees go to the burn
 /// address; from epoch 4 they may also be paid in STACKs.
@@ -318,7 +318,7 @@ impl RuleSet {
     }
 
     /// The oracle's test mode (`BLOCKSTACK_TEST=1 BLOCKSTACK_TESTNET=1`, as
-    /// `../shared/oracle/run.sh` sets it): first block 1, a 5-key import
+    /// `oracle/run.sh` sets it): first block 1, a 5-key import
     /// keyring, a 41 BTC 1-character namespace, testnet address versions,
     /// no confirmations, `test` priced and timed like `id`, and
     /// `NAMESPACE_REVEAL_EXPIRE` back at 52595. `epoch_ends` is
@@ -547,6 +547,42 @@ impl RuleSet {
         }
         id
     }
+}
+
+/// The BTC namespace prices (config.py:96-100, tables at 652-673 and
+/// 754-775). The mainnet constants are floats (`400.0 * 10**8`); test mode
+/// replaces the 1-character price by the int `41 * 10**8` (config.py:166),
+/// and epoch 3's `/ 10` keeps each entry's type (float or floor-divided int).
+fn btc_namespace_prices(epoch: u8, one_char: Price) -> Option<NamespacePrices> {
+    // `0.4 * SATOSHIS_PER_BTC` and friends, in floats
+    let [two, four, eight] = [40.0, 4.0, 0.4].map(|btc: f64| Price::Float(btc * 100_000_000.0));
+    let mut prices = [one_char, two, four, eight];
+    match epoch {
+        1 | 2 => {}
+        3 => {
+            for p in &mut prices {
+                *p = match *p {
+                    Price::Float(f) => Price::Float(f / 10.0),
+                    Price::Int(i) => Price::Int(i.div_small(10)),
+                };
+            }
+        }
+        _ => return None,
+    }
+    Some(NamespacePrices {
+        by_length_class: prices,
+    })
+}
+
+/// The STACKs namespace prices (config.py:107-110): USD prices at
+/// $0.15/STX, computed in floats and truncated.
+fn stacks_namespace_prices(epoch: u8) -> Option<NamespacePrices> {
+    if epoch < 4 {
+        return None;
+    }
+    let by_length_class = [96000.0f64, 9600.0, 960.0, 96.0]
+        .map(|usd| Price::Int(Long::from_f64_trunc((usd * 1e6) / 0.15)));
+    Some(NamespacePrices { by_length_class })
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn replay(
     (engine, out)
 }
 
-/// The oracle's test genesis with tokens (`../shared/oracle/genesis_stx.py`):
+/// The oracle's test genesis with tokens (`oracle/genesis_stx.py`):
 /// 1,000,000 STX, unlocked, for the regtest miner key (secret 0x42 * 32).
 pub fn regtest_stx_genesis() -> Vec<Allocation> {
     vec![Allocation {

@@ -18,14 +18,14 @@ use libp2p::{Multiaddr, PeerId};
 
 use super::codec::InboundRequest;
 use super::handle::{PutError, PutOutcome};
+use crate::metrics::{Metrics, OriginLabel, ReasonLabel};
+use crate::store::{Store, StoreError};
 use atlas_core::driver::Driver;
+use atlas_core::zonefile::Hash160;
 use atlas_core::{
     Action, Core, Event, Failure, InboundId, Instant, Observation, Origin, Protocol, Request,
     RequestId, Response, Upload,
 };
-use crate::metrics::{Metrics, OriginLabel, ReasonLabel};
-use crate::store::{Store, StoreError};
-use atlas_core::zonefile::Hash160;
 
 /// What the adapter needs the swarm to do.
 #[derive(Debug)]
@@ -120,13 +120,7 @@ impl<K: Hash + Eq, C> NodeAdapter<K, C> {
         self.outbound.insert((protocol, key), id);
     }
 
-    pub fn response(
-        &mut self,
-        now: Instant,
-        protocol: Protocol,
-        key: K,
-        response: Response,
-    ) {
+    pub fn response(&mut self, now: Instant, protocol: Protocol, key: K, response: Response) {
         if let Some(id) = self.outbound.remove(&(protocol, key)) {
             self.driver.response(now, id, response);
         }

@@ -9,9 +9,9 @@ use libp2p::{StreamProtocol, connection_limits, identify, identity, ping, reques
 
 use super::codec::AtlasCodec;
 use super::ip_limits::PendingPerIp;
-use atlas_wire as wire;
-use atlas_core::Protocol;
 use crate::metrics::Metrics;
+use atlas_core::Protocol;
+use atlas_wire as wire;
 
 pub const AGENT: &str = concat!("atlas/", env!("CARGO_PKG_VERSION"));
 pub const IDENTIFY_PROTOCOL: &str = "/atlas/id/1.0.0";

@@ -9,9 +9,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
-use atlas_wire as wire;
-use atlas_core::{Protocol, Request, Response};
 use crate::metrics::Metrics;
+use atlas_core::{Protocol, Request, Response};
+use atlas_wire as wire;
 
 /// An inbound request that could not be read. libp2p does not report codec
 /// errors on inbound streams to the behaviour, so the codec hands the

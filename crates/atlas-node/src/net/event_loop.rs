@@ -19,10 +19,10 @@ use super::adapter::{NodeAdapter, Outgoing};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::InboundRequest;
 use super::handle::{Command, NodeStatus};
-use atlas_core::{Core, Instant as CoreInstant, Protocol, Response};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::whitelist::{ChainStatus, WhitelistUpdate};
+use atlas_core::{Core, Instant as CoreInstant, Protocol, Response};
 
 pub(super) struct EventLoop {
     swarm: Swarm<Behaviour>,

@@ -57,15 +57,23 @@ pub struct NodeStatus {
     pub store: StoreHealth,
 }
 
+/// Which side dialled a neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighborRole {
+    Outbound,
+    Inbound,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PeerInfo {
     pub peer_id: String,
     pub addrs: Vec<String>,
-    pub neighbor: Option<&'static str>,
+    pub neighbor: Option<NeighborRole>,
     pub inventory: Option<u64>,
     /// A neighbour's whitelist against ours: same, behind, ahead, or
     /// diverged (then not a source of inventories beyond the shared prefix).
-    pub chain: Option<&'static str>,
+    pub chain: Option<atlas_core::Agreement>,
     pub connected: bool,
     pub health: f64,
     pub banned: bool,

@@ -11,5 +11,5 @@ pub mod ip_limits;
 mod listen;
 pub mod node;
 
-pub use handle::{NodeError, NodeHandle, NodeStatus, PeerInfo, PutError, PutOutcome};
+pub use handle::{NeighborRole, NodeError, NodeHandle, NodeStatus, PeerInfo, PutError, PutOutcome};
 pub use node::{Node, NodeConfig, spawn};

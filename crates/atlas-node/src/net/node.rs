@@ -13,10 +13,10 @@ use tokio::task::JoinHandle;
 use super::behaviour::{Behaviour, Limits};
 use super::event_loop::EventLoop;
 use super::handle::{Command, NodeError, NodeHandle, NodeStatus};
-use atlas_core::{Core, CoreConfig, Instant as CoreInstant};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::whitelist::WhitelistSource;
+use atlas_core::{Core, CoreConfig, Instant as CoreInstant};
 
 /// What a node needs to start; `config::Validated` converts into it.
 #[derive(Clone, Debug)]

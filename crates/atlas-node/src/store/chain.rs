@@ -117,11 +117,18 @@ impl Store {
 }
 
 impl ChainStore for Store {
-    fn load_chain(&self, identity: &[u8]) -> std::result::Result<Option<SavedChain>, ChainStoreError> {
+    fn load_chain(
+        &self,
+        identity: &[u8],
+    ) -> std::result::Result<Option<SavedChain>, ChainStoreError> {
         Store::load_chain(self, identity).map_err(|e| ChainStoreError(Box::new(e)))
     }
 
-    fn save_chain(&self, identity: &[u8], delta: &ChainDelta) -> std::result::Result<(), ChainStoreError> {
+    fn save_chain(
+        &self,
+        identity: &[u8],
+        delta: &ChainDelta,
+    ) -> std::result::Result<(), ChainStoreError> {
         Store::save_chain(self, identity, delta).map_err(|e| ChainStoreError(Box::new(e)))
     }
 

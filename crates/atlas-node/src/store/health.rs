@@ -16,11 +16,20 @@ use serde::Serialize;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(10);
 
+/// The store's state, as `/v1/status` spells it.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreState {
+    #[default]
+    Ok,
+    /// From a failed operation until a write succeeds.
+    Degraded,
+}
+
 /// What `/v1/status` shows of the store.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct StoreHealth {
-    /// "ok", or "degraded" from a failed operation until a write succeeds.
-    pub state: &'static str,
+    pub state: StoreState,
     pub last_error: Option<String>,
     /// Failed operations since start (writes refused while degraded not counted).
     pub errors: u64,
@@ -63,7 +72,11 @@ pub(super) struct Refusal {
 impl Health {
     pub(super) fn snapshot(&self) -> StoreHealth {
         StoreHealth {
-            state: if self.degraded { "degraded" } else { "ok" },
+            state: if self.degraded {
+                StoreState::Degraded
+            } else {
+                StoreState::Ok
+            },
             last_error: self.last_error.clone(),
             errors: self.errors,
             corrupt_files: self.corrupt_files,

@@ -7,12 +7,12 @@ use crate::common;
 use std::time::Duration;
 
 use atlas_core::inventory::RangeSet;
+use atlas_core::zonefile::Hash160;
 use atlas_core::{ChainView, Request, Response};
 use atlas_node::net::behaviour::{Behaviour, BehaviourEvent, Limits};
 use atlas_node::net::codec::write_frame;
 use atlas_node::net::{self, NodeConfig};
 use atlas_node::whitelist::MemoryWhitelist;
-use atlas_core::zonefile::Hash160;
 use bytes::Bytes;
 use common::*;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atlas_chain::backend::{BackendError, ChainBackend};
-use atlas_testkit::backend::RegtestBackend;
 use atlas_chain::electrum::ElectrumBackend;
 use atlas_chain::follower::Follower;
-use atlas_testkit::regtest::RegtestChain;
 use atlas_chain::source::{ChainSource, Wake};
-use atlas_node::net::{self, Node, NodeConfig};
 use atlas_core::zonefile::Hash160;
+use atlas_node::net::{self, Node, NodeConfig};
+use atlas_testkit::backend::RegtestBackend;
+use atlas_testkit::regtest::RegtestChain;
 use bitcoin::block::Header;
 use bitcoin::{Network, Script, Transaction, Txid};
 use common::*;

@@ -6,9 +6,9 @@ use crate::common;
 
 use std::time::Duration;
 
+use atlas_core::zonefile::Hash160;
 use atlas_node::net::{self, NodeConfig};
 use atlas_node::whitelist::FileWhitelist;
-use atlas_core::zonefile::Hash160;
 use common::*;
 
 fn write_list(path: &std::path::Path, hashes: &[Hash160]) {
@@ -26,6 +26,7 @@ async fn chain_of(node: &atlas_node::net::NodeHandle, other: &str) -> Option<&'s
         .into_iter()
         .find(|p| p.peer_id == other)
         .and_then(|p| p.chain)
+        .map(|a| a.label())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

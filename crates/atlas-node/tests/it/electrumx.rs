@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atlas_chain::backend::{ChainBackend, VerifiedChain};
-use bns_rules::hashing::hash128;
 use atlas_chain::electrum::ElectrumBackend;
+use atlas_core::zonefile::Hash160;
+use atlas_testkit::regtest::announced_hash;
 use atlas_testkit::regtest::{COINBASE_MATURITY, RegtestChain};
 use atlas_testkit::rpc;
-use atlas_testkit::regtest::announced_hash;
-use atlas_core::zonefile::Hash160;
 use bitcoin::Network;
+use bns_rules::hashing::hash128;
 use electrumx::ElectrumX;
 
 fn update(chain: &mut RegtestChain, name: &str, zonefile: &[u8]) -> (bitcoin::Txid, Hash160) {

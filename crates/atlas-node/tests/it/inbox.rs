@@ -116,7 +116,9 @@ async fn an_upload_announced_just_before_a_crash_is_stored_at_the_next_start() {
     whitelist.announce(&hashes);
     let mut cfg = atlas_node::net::NodeConfig::new(data.clone());
     cfg.core = test_core();
-    let node = atlas_node::net::spawn(cfg, Box::new(whitelist)).await.unwrap();
+    let node = atlas_node::net::spawn(cfg, Box::new(whitelist))
+        .await
+        .unwrap();
     let s = wait(
         &node.handle,
         "the inbox's announced uploads are stored",

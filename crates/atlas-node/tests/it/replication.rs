@@ -5,8 +5,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use atlas_node::api::client;
 use atlas_core::zonefile::Hash160;
+use atlas_node::api::client;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

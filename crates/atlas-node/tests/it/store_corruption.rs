@@ -117,7 +117,7 @@ async fn a_file_damaged_on_disk_is_never_served_and_is_fetched_again() {
         |s| s.store.corrupt_files == 1 && s.present == 300,
     )
     .await;
-    assert_eq!(s.store.state, "ok");
+    assert_eq!(s.store.state, atlas_node::store::StoreState::Ok);
     assert_eq!(
         a.handle.store.get_zonefile(&victim).unwrap().as_deref(),
         Some(&bytes[..])

@@ -9,8 +9,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::{PubkeyHash, ScriptBuf};
 
 use super::wallet::{DUST, KeyId, Out, Spend};
-use bns_rules::hashing::hash128;
 use bns_rules::hashing::hash_name_hex;
+use bns_rules::hashing::hash128;
 
 /// `OP_RETURN` payloads start with these two bytes.
 pub const MAGIC: &[u8; 2] = b"id";

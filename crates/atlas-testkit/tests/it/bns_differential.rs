@@ -15,21 +15,19 @@
 //! (as the oracle read it); the message names block, txid, what the
 //! generator meant, and both verdicts with their reasons.
 
-
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use atlas_testkit::bnsgen::{Generated, Stats, Verdict, generate};
+use atlas_testkit::oracle::{OracleReport, OracleRules, run_oracle, run_oracle_until_abort};
 use atlas_testkit::regtest::RegtestChain;
+use atlas_testkit::verdicts::{Verdicts, assert_same, blocks_of};
+use bitcoin::Witness;
 use bns_rules::engine::BlockOutcome;
 use bns_rules::params::{RuleSet, TestTimers};
 use bns_rules::replay::{regtest_stx_genesis, replay};
-use bitcoin::Witness;
-use atlas_testkit::verdicts::{Verdicts, assert_same, blocks_of};
-use atlas_testkit::oracle::{OracleReport, OracleRules, run_oracle, run_oracle_until_abort};
 
 #[derive(Clone, Copy, Debug)]
 struct RunKind {

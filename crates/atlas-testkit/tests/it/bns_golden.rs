@@ -1,15 +1,13 @@
-//! Golden: the oracle's fixture chains (`../shared/oracle/fixtures`, the
+//! Golden: the oracle's fixture chains (`crates/bns-rules/src/testdata/oracle/fixtures`, the
 //! original indexer's verdicts on them) replayed through the follower's
 //! rules give the same consensus hash at every block, the same accepted
 //! operations, names, namespaces and whitelist.
 
-
-
+use atlas_testkit::oracle::{fixture_blocks, fixture_report};
 use atlas_testkit::regtest::RegtestChain;
+use atlas_testkit::verdicts::{Verdicts, assert_same, follow};
 use bns_rules::params::RuleSet;
 use bns_rules::replay::{regtest_stx_genesis, replay};
-use atlas_testkit::verdicts::{Verdicts, assert_same, follow};
-use atlas_testkit::oracle::{fixture_blocks, fixture_report};
 
 #[test]
 fn epoch1_fixture_replays_to_the_oracles_verdicts() {

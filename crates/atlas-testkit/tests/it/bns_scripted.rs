@@ -2,22 +2,20 @@
 //! pins a rule the differential (`bns_differential.rs`) reaches only at
 //! random, or found once, so that a change of the generator cannot lose it.
 
-
-
 use atlas_testkit::bnsgen::ChainBuilder;
 use atlas_testkit::bnsgen::keys::{Key, KeyKind};
 use atlas_testkit::bnsgen::ops::{self, Reveal};
 use atlas_testkit::bnsgen::wallet::MINER;
+use atlas_testkit::oracle::{OracleRules, run_oracle, run_oracle_until_abort};
 use atlas_testkit::regtest::RegtestChain;
+use atlas_testkit::verdicts::{Verdicts, assert_same, blocks_of, follow_with_status};
+use bitcoin::secp256k1::SecretKey;
 use bns_rules::engine::Allocation;
 use bns_rules::engine::BlockOutcome;
 use bns_rules::params::Units;
 use bns_rules::params::{RuleSet, TestTimers};
 use bns_rules::price::price_namespace;
 use bns_rules::replay::{regtest_stx_genesis, replay};
-use bitcoin::secp256k1::SecretKey;
-use atlas_testkit::verdicts::{Verdicts, assert_same, blocks_of, follow_with_status};
-use atlas_testkit::oracle::{OracleRules, run_oracle, run_oracle_until_abort};
 
 const TIMERS: TestTimers = TestTimers {
     namespace_reveal_expire: 5,

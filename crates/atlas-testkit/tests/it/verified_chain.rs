@@ -3,11 +3,11 @@
 use std::sync::{Arc, Mutex};
 
 use atlas_chain::backend::*;
+use atlas_chain::verify::VerifyError;
+use atlas_testkit::backend::RegtestBackend;
+use atlas_testkit::regtest::{COINBASE_MATURITY, RegtestChain, announced_hash};
 use bitcoin::block::Header;
 use bitcoin::{Network, Script, Transaction, Txid};
-use atlas_testkit::backend::RegtestBackend;
-use atlas_chain::verify::VerifyError;
-use atlas_testkit::regtest::{COINBASE_MATURITY, RegtestChain, announced_hash};
 
 /// Wraps a backend and lies in one chosen way.
 struct Liar {

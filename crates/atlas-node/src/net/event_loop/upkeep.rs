@@ -9,7 +9,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant as TokioInstant;
 
 use super::EventLoop;
-use crate::net::handle::{NodeStatus, PeerInfo};
+use crate::net::handle::{NeighborRole, NodeStatus, PeerInfo};
 
 impl EventLoop {
     pub(super) fn peer_infos(&self) -> Vec<PeerInfo> {
@@ -33,9 +33,15 @@ impl EventLoop {
                 PeerInfo {
                     peer_id: p.to_string(),
                     addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
-                    neighbor: n.map(|(out, _)| if *out { "outbound" } else { "inbound" }),
+                    neighbor: n.map(|(out, _)| {
+                        if *out {
+                            NeighborRole::Outbound
+                        } else {
+                            NeighborRole::Inbound
+                        }
+                    }),
                     inventory: n.and_then(|(_, inv)| *inv),
-                    chain: self.adapter.driver.core.agreement(p).map(|a| a.label()),
+                    chain: self.adapter.driver.core.agreement(p),
                     connected: self.swarm.is_connected(p),
                     health: e.health(),
                     banned: e.is_banned(now),

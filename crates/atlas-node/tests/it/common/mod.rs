@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use atlas_core::CoreConfig;
+use atlas_core::zonefile::Hash160;
 use atlas_devnet::{Devnet, DevnetConfig};
 use atlas_node::net::{NodeHandle, NodeStatus};
 use atlas_node::whitelist::Announcer;
-use atlas_core::zonefile::Hash160;
 
 /// The `atlas` binary cargo built for these tests.
 pub fn atlas_bin() -> &'static std::path::Path {
@@ -98,7 +98,6 @@ pub async fn publish(whitelist: &dyn Announcer, at: &NodeHandle, files: &[(Hash1
         at.put_zonefile(bytes.clone().into()).await.unwrap();
     }
 }
-
 
 pub async fn devnet(nodes: usize, dir: &std::path::Path) -> Devnet {
     Devnet::start(DevnetConfig {
