@@ -453,6 +453,7 @@ fn healthy(s: &serde_json::Value, announced: u64) -> bool {
 
 #[test]
 fn every_command_of_the_operators_guide_runs_and_its_signs_hold() {
+    let _ports = common::fixed_ports();
     let (text, blocks) = guide_blocks();
     let sh = |needle: &str| -> String {
         let found: Vec<&String> = blocks

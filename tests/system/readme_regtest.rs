@@ -133,6 +133,7 @@ fn listening(port: u16) -> bool {
 
 #[test]
 fn the_readme_regtest_recipe_replicates_a_zone_file_to_a_node_of_your_own() {
+    let _ports = common::fixed_ports();
     let blocks = recipe();
     assert_eq!(
         blocks.len(),

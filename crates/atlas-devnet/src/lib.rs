@@ -4,6 +4,8 @@
 //! chain follower finds, verifies and confirms it like any other BNS
 //! operation. The zero-setup way to see Atlas work.
 
+pub mod testing;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -6,55 +6,16 @@
 
 pub mod process;
 
+pub use atlas_devnet::testing::{all_hold, devnet, free_port, publish, test_core, wait};
 pub use atlas_testkit::corpus::zonefiles;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use atlas_core::CoreConfig;
-use atlas_core::zonefile::Hash160;
-use atlas_devnet::{Devnet, DevnetConfig};
-use atlas_node::net::{NodeHandle, NodeStatus};
-use atlas_node::whitelist::Announcer;
+use atlas_node::net::NodeHandle;
 
 /// The `atlas` binary cargo built for these tests.
 pub fn atlas_bin() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_atlas"))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A core config tuned for tests: short timeouts so failures show quickly.
-pub fn test_core() -> CoreConfig {
-    CoreConfig {
-        request_timeout_ms: 5_000,
-        backoff_base_ms: 100,
-        backoff_cap_ms: 2_000,
-        ..CoreConfig::default()
-    }
-}
-
-/// Awaits a status condition, failing the test with the last status after `limit`.
-pub async fn wait(
-    node: &NodeHandle,
-    what: &str,
-    limit: Duration,
-    f: impl FnMut(&NodeStatus) -> bool,
-) -> NodeStatus {
-    match tokio::time::timeout(limit, node.wait_for(f)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => panic!("{what}: node stopped: {e}"),
-        Err(_) => panic!(
-            "{what}: not reached in {limit:?}; status {:?}",
-            node.status.borrow()
-        ),
-    }
 }
 
 /// Parses Prometheus/OpenMetrics text into `name{labels}` -> value.
@@ -89,34 +50,4 @@ pub fn metric(m: &HashMap<String, f64>, key: &str) -> f64 {
             m.keys().collect::<Vec<_>>()
         )
     })
-}
-
-/// Announces `files` and uploads them at `at`.
-pub async fn publish(whitelist: &dyn Announcer, at: &NodeHandle, files: &[(Hash160, Vec<u8>)]) {
-    whitelist.announce(&files.iter().map(|(h, _)| *h).collect::<Vec<_>>());
-    for (_, bytes) in files {
-        at.put_zonefile(bytes.clone().into()).await.unwrap();
-    }
-}
-
-pub async fn devnet(nodes: usize, dir: &std::path::Path) -> Devnet {
-    Devnet::start(DevnetConfig {
-        nodes,
-        base_port: 0,
-        data_dir: dir.to_path_buf(),
-        core: test_core(),
-        block_interval: None,
-    })
-    .await
-    .expect("devnet starts")
-}
-
-/// Awaits every node of a devnet holding `n` whitelist entries.
-pub async fn all_hold(net: &Devnet, n: u64, what: &str) {
-    for node in &net.nodes {
-        wait(&node.node.handle, what, Duration::from_secs(120), |s| {
-            s.present == n
-        })
-        .await;
-    }
 }
