@@ -7,7 +7,7 @@ indexer loads it on mainnet.
 Usage (from the repository root, in the oracle's Python 2.7 venv; no
 BLOCKSTACK_* variables set, so the package loads its mainnet configuration):
 
-    target/bns-oracle/venv/bin/python tools/derive_stx_genesis.py [OUT_DIR]
+    target/bns-oracle/venv/bin/python crates/bns-rules/tools/derive_stx_genesis.py [OUT_DIR]
 
 OUT_DIR defaults to data/. It takes about 4 minutes. The output is a pure
 function of the installed package: two runs give the same bytes.

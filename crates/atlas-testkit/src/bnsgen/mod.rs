@@ -1,5 +1,5 @@
 //! A seeded generator of BNS histories on the regtest chain, for the
-//! differential test against the original indexer (`tests/bns_differential.rs`).
+//! differential test against the original indexer (`crates/atlas-testkit/tests/it/bns_differential.rs`).
 //!
 //! [`generate`] mines 101 blocks to mature coins, then a given number of
 //! blocks mixing every operation, valid and broken in each way a rule of

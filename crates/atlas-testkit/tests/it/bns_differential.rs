@@ -107,7 +107,7 @@ const TIMERS: RunKind = RunKind {
 /// Seeds kept in every CI run: those that found a disagreement, and those
 /// that reach a path the CI range does not. A seed means a chain only for
 /// one version of the generator, so each bug found also gets a scripted
-/// test (`tests/bns_scripted.rs`); the seeds that found the first were
+/// test (`tests/it/bns_scripted.rs`); the seeds that found the first were
 /// epoch1 1-4, inside the CI range anyway.
 const REGRESSION_SEEDS: &[(&str, u64)] = &[
     // ends where the original aborts: an import over an existing name in

@@ -14,7 +14,7 @@ use atlas_core::zonefile::Hash160;
 use atlas_testkit::backend::RegtestBackend;
 use atlas_testkit::regtest::{COINBASE_MATURITY, RegtestChain};
 
-/// The scripted chain; operations come from `chain::builder`.
+/// The scripted chain; operations come from `atlas_testkit::builder`.
 struct Script {
     chain: RegtestChain,
 }

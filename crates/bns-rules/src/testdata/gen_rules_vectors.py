@@ -1,12 +1,12 @@
 #!/usr/bin/env python2
 """
-Generate the test vectors for src/chain/rules/{params,price,keyring}.rs by
+Generate the test vectors for crates/bns-rules/src/{params,price,keyring}.rs by
 running the original indexer's own functions (blockstack 22.0.0.0,
 virtualchain 20.0.1.0) in the oracle's Python 2.7 venv.
 
 Usage (from the repository root):
 
-    target/bns-oracle/venv/bin/python src/chain/rules/testdata/gen_rules_vectors.py
+    target/bns-oracle/venv/bin/python crates/bns-rules/src/testdata/gen_rules_vectors.py
 
 The original reads its rule parameters from the environment at import time,
 so this script re-runs itself once per rule set (mainnet, the oracle's test

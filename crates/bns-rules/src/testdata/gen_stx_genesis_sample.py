@@ -1,10 +1,10 @@
 #!/usr/bin/env python2
 """
-Generate stx_genesis_sample.json, the test vector for src/chain/rules/genesis.rs,
+Generate stx_genesis_sample.json, the test vector for crates/bns-rules/src/genesis.rs,
 with the original indexer's own code (blockstack 22.0.0.0) in the oracle's
 Python 2.7 venv, mainnet configuration (no BLOCKSTACK_* variables):
 
-    target/bns-oracle/venv/bin/python src/chain/rules/testdata/gen_stx_genesis_sample.py
+    target/bns-oracle/venv/bin/python crates/bns-rules/src/testdata/gen_stx_genesis_sample.py
 
 Takes several minutes (the original merges the 322,146 airdrop rows one by one).
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python2
 """
-Generate the test vectors for src/chain/rules/txparse.rs by running the
+Generate the test vectors for crates/bns-rules/src/txparse.rs by running the
 original indexer's own functions (virtualchain 20.0.1.0, blockstack 22.0.0.0)
 in the oracle's Python 2.7 venv.
 
 Usage (from the repository root):
 
-    target/bns-oracle/venv/bin/python src/chain/rules/testdata/gen_txparse_vectors.py
+    target/bns-oracle/venv/bin/python crates/bns-rules/src/testdata/gen_txparse_vectors.py
 
 virtualchain picks the address version bytes and the bech32 prefix from the
 environment at import time, so this script re-runs itself once for mainnet
