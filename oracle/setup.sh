@@ -24,13 +24,24 @@ if [[ -x $venv/bin/python && -f $stamp ]] && cmp -s "$stamp" "$requirements"; th
 fi
 
 # The interpreter to build from. It must really be 2.7: blockstack 22 is Python 2 code.
+# Tried in order: $BNS_ORACLE_PYTHON2 if set (and only it), else pyenv's 2.7.18, else a
+# python2.7 on the PATH.
+is_27='import sys; assert sys.version_info[:2] == (2, 7); print(sys.executable)'
 if [[ -n ${BNS_ORACLE_PYTHON2:-} ]]; then
-    py2=("$BNS_ORACLE_PYTHON2")
+    candidates=("$BNS_ORACLE_PYTHON2")
 else
-    py2=(env PYENV_VERSION=2.7.18 python)
+    candidates=("env PYENV_VERSION=2.7.18 python" "python2.7")
 fi
-if ! python2=$("${py2[@]}" -c 'import sys; assert sys.version_info[:2] == (2, 7); print(sys.executable)' 2>/dev/null); then
-    say "Python 2.7 not found: install pyenv's Python 2.7.18 ('pyenv install 2.7.18', so that 'PYENV_VERSION=2.7.18 python' runs it) or set BNS_ORACLE_PYTHON2 to a python2.7"
+python2=""
+for c in "${candidates[@]}"; do
+    # shellcheck disable=SC2086 # a candidate may be a command with words
+    if python2=$($c -c "$is_27" 2>/dev/null); then
+        break
+    fi
+    python2=""
+done
+if [[ -z $python2 ]]; then
+    say "Python 2.7 not found: install pyenv's Python 2.7.18 ('pyenv install 2.7.18', so that 'PYENV_VERSION=2.7.18 python' runs it), put a python2.7 on the PATH, or set BNS_ORACLE_PYTHON2 to one"
     exit 1
 fi
 

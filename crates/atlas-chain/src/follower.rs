@@ -1,7 +1,7 @@
 //! The virtualchain follower: discovers BNS transactions by walking script
 //! histories (Electrum servers do not index OP_RETURN outputs), believes
 //! each only with a merkle proof against verified headers, applies the
-//! original indexer's rules (`rules`) block by block up to the confirmation
+//! original indexer's rules (`bns_rules`) block by block up to the confirmation
 //! depth, and yields the ordered announcements. A reorg below the confirmed
 //! height rolls them back.
 

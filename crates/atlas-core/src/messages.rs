@@ -1,5 +1,6 @@
-//! The protocol's messages as the core sees them. `net::wire` maps them to
-//! the protobuf schema in `proto/atlas.proto`; the simulator passes them as they are.
+//! The protocol's messages as the core sees them. `atlas_wire` maps them to
+//! the protobuf schema (`crates/atlas-wire/proto/atlas.proto`); the simulator
+//! passes them as they are.
 
 use bytes::Bytes;
 use libp2p_identity::PeerId;

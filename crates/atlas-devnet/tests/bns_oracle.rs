@@ -150,7 +150,7 @@ fn the_oracle_accepts_the_builders_chain() {
     );
 }
 
-/// The `atlas devnet` process, killed by its handle when the test ends.
+/// The `atlas-dev devnet` process, killed by its handle when the test ends.
 struct DevnetProcess(std::process::Child);
 
 impl Drop for DevnetProcess {
@@ -160,7 +160,7 @@ impl Drop for DevnetProcess {
     }
 }
 
-/// `atlas devnet --bitcoind-rpc-port`: announcements made through its API
+/// `atlas-dev devnet --bitcoind-rpc-port`: announcements made through its API
 /// are accepted by the original indexer reading the same chain over RPC,
 /// whose whitelist and consensus hash are the devnet nodes'.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! a node does with each thing the network reports, its inbox and its disk,
 //! up to the point where it needs the network. The engine carries messages
 //! and calls these; the driver-parity test replays a scripted session
-//! through this same code and through the node's (`net::adapter`).
+//! through this same code and through the node's (`atlas_node::net::adapter`).
 
 use bytes::Bytes;
 use libp2p_identity::PeerId;

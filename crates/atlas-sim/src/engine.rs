@@ -1,6 +1,6 @@
 //! The discrete-event engine: one queue of timed events, ordered by (time,
 //! sequence number) so ties break the same way every run, and the driver
-//! that carries out each core's actions the way `net::adapter` does.
+//! that carries out each core's actions the way `atlas_node::net::adapter` does.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

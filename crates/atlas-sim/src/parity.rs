@@ -1,8 +1,8 @@
 //! Driver parity: one scripted session (connections, requests both ways,
 //! answers that do not decode, failures, uploads, whitelist growth, late
 //! answers, a close with requests in flight) played through the node's
-//! adapter (`net::adapter`, with libp2p's own failure types and report
-//! order, a real redb store) and through the simulator's (`sim::adapter`,
+//! adapter (`atlas_node::net::adapter`, with libp2p's own failure types and report
+//! order, a real redb store) and through the simulator's (`crate::adapter`,
 //! the engine's report order, the in-memory disk). The core must see the
 //! same events in the same order and give the same penalties, and both
 //! must ask the network for the same things.

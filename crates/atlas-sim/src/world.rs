@@ -281,7 +281,7 @@ impl Sim {
     }
 
     /// Hands a node's core new announcements with what its disk and inbox
-    /// hold of them, as `net::adapter` does.
+    /// hold of them, as `atlas_node::net::adapter` does.
     fn grow_whitelist(&mut self, n: NodeId, from: usize, hashes: Vec<Hash160>) {
         let node = &mut self.nodes[n as usize];
         if !node.alive {

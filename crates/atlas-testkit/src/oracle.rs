@@ -181,7 +181,7 @@ pub struct InventoryEntry {
     pub txid: String,
 }
 
-/// Everything `oracle.py --json` writes.
+/// Everything `oracle/run.sh --json` writes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OracleReport {
     pub first_block: u64,
@@ -394,7 +394,7 @@ pub fn run_oracle(chain: &RegtestChain, rules: &OracleRules) -> OracleReport {
 }
 
 /// Runs the oracle against a bitcoind-compatible JSON-RPC server at `rpc`
-/// (auth atlas:atlas) whose tip is `blocks` (e.g. `atlas devnet
+/// (auth atlas:atlas) whose tip is `blocks` (e.g. `atlas-dev devnet
 /// --bitcoind-rpc-port`). Blocking, like `run_oracle`.
 pub fn run_oracle_at(rpc: SocketAddr, blocks: u64, rules: &OracleRules) -> OracleReport {
     match run(rpc, blocks, rules, false) {

@@ -1,5 +1,5 @@
 //! A bitcoind-compatible JSON-RPC server over the regtest chain: the subset
-//! ElectrumX calls (`../shared/research/electrumx.md`), with basic auth, so a
+//! ElectrumX calls (as read from its sources), with basic auth, so a
 //! real ElectrumX can index the chain. Quirks honoured: batches answer in
 //! order, every answer has both `result` and `error`, and the content type is
 //! exactly `application/json`.

@@ -36,7 +36,7 @@ impl Gen {
             // A fresh preorder of the ID; the generator's reveals pick it
             // up. Its reveal only succeeds in the original when it burns the
             // first preorder's fee again: with another fee, the original
-            // aborts (`engine::Halt`), which ends the run, so that is rare.
+            // aborts (`bns_rules::engine::Halt`), which ends the run, so that is rare.
             0..=49 => {
                 let first_fee = u64::try_from(ns.op_fee.as_int()).unwrap_or(0);
                 let burn = self.rng.random_bool(0.95).then_some(first_fee);

@@ -19,7 +19,7 @@ const HOARDER_SHARE: f64 = 0.35;
 
 impl Gen {
     /// Whether importing `name` into `ns` now would rewrite its row at
-    /// another token fee, which halts the original (`engine::Halt`) and so
+    /// another token fee, which halts the original (`bns_rules::engine::Halt`) and so
     /// ends the run. Left out but for one name in 16 (by the name, not by
     /// attempt). Reached where an STX namespace's prices change: at an
     /// epoch boundary, or revealed again with other prices.
@@ -136,7 +136,7 @@ impl Gen {
             _ => format!("{}.{id}", self.label(36 - id.len())),
         };
         // An import over an existing name in the block where the reveal
-        // expires halts the original (`engine::Halt`), which ends the run:
+        // expires halts the original (`bns_rules::engine::Halt`), which ends the run:
         // mostly import a new name then. Only short test timers get here.
         let expires_now =
             !ns.is_ready() && ns.reveal_block + self.rules.namespace_reveal_expire == self.block();

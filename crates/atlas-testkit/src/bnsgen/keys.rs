@@ -195,7 +195,7 @@ impl Key {
 /// The secret of import-keyring child `index` of `importer`: BIP32 CKDpriv
 /// from the importer's secret as master key with a zero chain code, which
 /// gives the child whose public key the original derives with CKDpub
-/// (`rules::keyring::import_keyring`).
+/// (`bns_rules::keyring::import_keyring`).
 pub fn keyring_child_secret(secp: &Secp256k1<All>, importer: SecretKey, index: u32) -> SecretKey {
     let master = Xpriv {
         network: NetworkKind::Main,

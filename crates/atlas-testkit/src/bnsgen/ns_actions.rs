@@ -294,7 +294,7 @@ impl Gen {
 
     /// Whether revealing preorder `hash` should be left out: it would
     /// re-reveal an expired namespace with another fee than its first
-    /// preorder's, which halts the original (`engine::Halt`) and so ends the
+    /// preorder's, which halts the original (`bns_rules::engine::Halt`) and so ends the
     /// run. One such preorder in 16 (by its hash, not by attempt: reveals
     /// are tried again and again) is revealed all the same. Only short test
     /// timers get here.

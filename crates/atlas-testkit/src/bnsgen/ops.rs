@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn reveal_matches_the_fixture_layout() {
-        // fixture_chain.py's reveal of `id`: life 52595, coeff 250, base 4,
+        // The oracle fixtures' reveal of `id`: life 52595, coeff 250, base 4,
         // buckets 6,5,4,3,2,1,1,.., discounts 10/2, version 1
         let r = Reveal {
             namespace_id: "id".into(),
