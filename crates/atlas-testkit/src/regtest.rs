@@ -379,17 +379,7 @@ impl RegtestChain {
 /// senders looked up in `chain`. `None` for anything else.
 pub fn announced_hash(chain: &RegtestChain, tx: &Transaction) -> Option<Hash160> {
     let rules = bns_rules::params::RuleSet::test(None);
-    let prevouts: Vec<Vec<u8>> = tx
-        .input
-        .iter()
-        .map(|i| {
-            chain
-                .find_tx(&i.previous_output.txid)
-                .and_then(|(prev, _, _)| prev.output.get(i.previous_output.vout as usize))
-                .map(|o| o.script_pubkey.to_bytes())
-                .unwrap_or_default()
-        })
-        .collect();
+    let prevouts = bns_rules::replay::prevout_scripts(tx, |t| chain.find_tx(t).map(|(f, _, _)| f));
     let height = chain.height() as u64 + 1;
     let op = bns_rules::extract::parse_tx(&rules, height, 1, tx, &prevouts)?;
     match op.body {

@@ -10,13 +10,17 @@ use super::engine::{Allocation, BlockOutcome, Engine};
 use super::extract::{ParsedOp, parse_tx};
 use super::params::RuleSet;
 
-/// The scripts a transaction's inputs spend, looked up in `txs`; a coinbase
-/// or an unknown funding transaction gives an empty script.
-pub fn prevout_scripts(tx: &Transaction, txs: &HashMap<Txid, Transaction>) -> Vec<Vec<u8>> {
+/// The scripts a transaction's inputs spend, their funding transactions found
+/// by `funding`; a coinbase or an unknown funding transaction gives an empty
+/// script.
+pub fn prevout_scripts<'a>(
+    tx: &Transaction,
+    funding: impl Fn(&Txid) -> Option<&'a Transaction>,
+) -> Vec<Vec<u8>> {
     tx.input
         .iter()
         .map(|i| {
-            txs.get(&i.previous_output.txid)
+            funding(&i.previous_output.txid)
                 .and_then(|f| f.output.get(i.previous_output.vout as usize))
                 .map(|o| o.script_pubkey.to_bytes())
                 .unwrap_or_default()
@@ -37,7 +41,15 @@ pub fn block_ops(
         .iter()
         .enumerate()
         .filter(|(_, tx)| !tx.is_coinbase())
-        .filter_map(|(i, tx)| parse_tx(rules, height, i as u32, tx, &prevout_scripts(tx, txs)))
+        .filter_map(|(i, tx)| {
+            parse_tx(
+                rules,
+                height,
+                i as u32,
+                tx,
+                &prevout_scripts(tx, |t| txs.get(t)),
+            )
+        })
         .collect()
 }
 
