@@ -41,10 +41,7 @@ impl Prometheus {
         .unwrap();
         // The alert rules operators load (deploy/alerts.yml), evaluated too.
         std::fs::copy(
-            concat!(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
-                "/deploy/alerts.yml"
-            ),
+            common::root().join("deploy/alerts.yml"),
             dir.join("alerts.yml"),
         )
         .unwrap();
@@ -145,11 +142,7 @@ fn numbers(data: &Value) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
-            "/dashboards/atlas.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(common::root().join("dashboards/atlas.json")).unwrap(),
     )
     .unwrap();
     let panels: Vec<(String, String)> = dashboard["panels"]

@@ -13,7 +13,7 @@
 
 use atlas_testkit::venv;
 
-use crate::common;
+use crate::common::{self, host_tool, ok};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,39 +22,14 @@ use serde_json::Value;
 
 const PYTHON_TOOLS: &[&str] = &["check-jsonschema==0.39.0", "kubernetes-validate==1.37.0"];
 
-fn project() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
 fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The venv's bin directory, with the Python tools installed.
 fn python_tools() -> PathBuf {
     venv::provision("deploy-venv", PYTHON_TOOLS).join("bin")
-}
-
-fn debian_tool(name: &str, package: &str) -> PathBuf {
-    let path = PathBuf::from("/usr/bin").join(name);
-    assert!(
-        path.exists(),
-        "{name} is missing: apt-get install {package} (.ci/run does)"
-    );
-    path
 }
 
 /// YAML documents as JSON values (PyYAML, from the tools' venv).
@@ -129,7 +104,7 @@ fn assert_container_config(summary: &Value, volume: &str, what: &str) {
 
 #[test]
 fn the_systemd_unit_verifies_with_the_binary_where_it_runs_it() {
-    let analyze = debian_tool("systemd-analyze", "systemd");
+    let analyze = host_tool("systemd-analyze", "systemd");
     // A root holding what the unit needs: systemd's own units, the binary
     // at ExecStart's path, and the unit itself.
     let root = tempfile::tempdir().unwrap();
@@ -143,7 +118,8 @@ fn the_systemd_unit_verifies_with_the_binary_where_it_runs_it() {
         .arg("-r")
         .arg(units)
         .arg(root.path().join("usr/lib/systemd/system")));
-    let unit = std::fs::read_to_string(project().join("deploy/systemd/atlas.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(common::root().join("deploy/systemd/atlas.service")).unwrap();
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
@@ -173,7 +149,8 @@ fn the_systemd_unit_verifies_with_the_binary_where_it_runs_it() {
     // from the example, as the guide says) keeps its state where the unit
     // lets it write.
     assert_eq!(&args[1..4], &["node", "--config", "/etc/atlas/atlas.toml"]);
-    let example = std::fs::read_to_string(project().join("deploy/atlas.example.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(common::root().join("deploy/atlas.example.toml")).unwrap();
     let summary = check_config(&example, None);
     let key = |k: &str| {
         unit.lines()
@@ -191,7 +168,7 @@ fn the_systemd_unit_verifies_with_the_binary_where_it_runs_it() {
 
 #[test]
 fn the_container_build_copies_what_the_project_builds_and_runs_a_valid_config() {
-    let dockerfile = std::fs::read_to_string(project().join("deploy/Dockerfile")).unwrap();
+    let dockerfile = std::fs::read_to_string(common::root().join("deploy/Dockerfile")).unwrap();
     let instruction = |name: &str| -> Vec<String> {
         dockerfile
             .lines()
@@ -209,7 +186,7 @@ fn the_container_build_copies_what_the_project_builds_and_runs_a_valid_config() 
         "cargo build --release --locked -p atlas-node --bin atlas"
     );
     let cargo_toml =
-        std::fs::read_to_string(project().join("crates/atlas-node/Cargo.toml")).unwrap();
+        std::fs::read_to_string(common::root().join("crates/atlas-node/Cargo.toml")).unwrap();
     assert!(cargo_toml.contains("[[bin]]\nname = \"atlas\""));
     let copies = instruction("COPY");
     assert!(
@@ -227,7 +204,7 @@ fn the_container_build_copies_what_the_project_builds_and_runs_a_valid_config() 
         vec![r#"["atlas", "node", "--config", "/etc/atlas/atlas.toml"]"#.to_string()]
     );
     let summary = check_config(
-        &std::fs::read_to_string(project().join(source)).unwrap(),
+        &std::fs::read_to_string(common::root().join(source)).unwrap(),
         None,
     );
     // Its state is in the volume the atlas user owns.
@@ -255,7 +232,7 @@ fn the_container_build_copies_what_the_project_builds_and_runs_a_valid_config() 
 #[test]
 fn the_compose_file_follows_the_compose_specification() {
     let bin = python_tools();
-    let compose = project().join("deploy/compose.yaml");
+    let compose = common::root().join("deploy/compose.yaml");
     ok(Command::new(bin.join("check-jsonschema"))
         .args(["--builtin-schema", "vendor.compose-spec"])
         .arg(&compose));
@@ -268,7 +245,7 @@ fn the_compose_file_follows_the_compose_specification() {
             let src = v.as_str().unwrap().split(':').next().unwrap();
             if src.starts_with('.') {
                 assert!(
-                    project().join("deploy").join(src).exists(),
+                    common::root().join("deploy").join(src).exists(),
                     "{name} mounts {src}, which does not exist"
                 );
             }
@@ -295,7 +272,7 @@ fn the_compose_file_follows_the_compose_specification() {
     }
     assert!(!api_ports.is_empty(), "the compose file runs nodes");
     // Prometheus scrapes the port the nodes' API listens on.
-    let prometheus = yaml(&project().join("deploy/prometheus.yml"))
+    let prometheus = yaml(&common::root().join("deploy/prometheus.yml"))
         .pop()
         .unwrap();
     for job in prometheus["scrape_configs"].as_array().unwrap() {
@@ -318,7 +295,7 @@ fn the_compose_file_follows_the_compose_specification() {
 #[test]
 fn the_kubernetes_manifests_validate_against_the_api_schemas() {
     let bin = python_tools();
-    let manifests = project().join("deploy/k8s/atlas.yaml");
+    let manifests = common::root().join("deploy/k8s/atlas.yaml");
     let out = ok(Command::new(bin.join("kubernetes-validate"))
         .args(["--strict", "--quiet"])
         .arg(&manifests));
@@ -384,13 +361,13 @@ fn the_kubernetes_manifests_validate_against_the_api_schemas() {
 
 #[test]
 fn the_prometheus_config_and_alert_rules_pass_promtool() {
-    let promtool = debian_tool("promtool", "prometheus");
+    let promtool = host_tool("promtool", "prometheus");
     // `check config` also checks the rule files it names.
     let out = ok(Command::new(&promtool)
         .args(["check", "config"])
-        .arg(project().join("deploy/prometheus.yml")));
+        .arg(common::root().join("deploy/prometheus.yml")));
     assert!(out.contains("alerts.yml"), "{out}");
     ok(Command::new(&promtool)
         .args(["check", "rules"])
-        .arg(project().join("deploy/alerts.yml")));
+        .arg(common::root().join("deploy/alerts.yml")));
 }

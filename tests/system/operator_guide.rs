@@ -44,10 +44,8 @@ const RUN_AS_USER: &str = "atlas node --config /etc/atlas/atlas.toml";
 
 /// The guide's code blocks, in order: (language, body).
 fn guide_blocks() -> (String, Vec<(String, String)>) {
-    let text = std::fs::read_to_string(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("deploy/README.md"),
-    )
-    .expect("deploy/README.md");
+    let text =
+        std::fs::read_to_string(common::root().join("deploy/README.md")).expect("deploy/README.md");
     let mut blocks = Vec::new();
     let mut rest = text.as_str();
     while let Some(open) = rest.find("\n```") {
@@ -138,11 +136,8 @@ impl Host {
         // target/release/atlas and the repository's deploy/.
         std::os::unix::fs::symlink(common::atlas_bin(), d.join("checkout/target/release/atlas"))
             .unwrap();
-        std::os::unix::fs::symlink(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("deploy"),
-            d.join("checkout/deploy"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(common::root().join("deploy"), d.join("checkout/deploy"))
+            .unwrap();
 
         // The node outlives the stand-in that starts it; as a subreaper this
         // process inherits it and reaps it once stopped (see `reap`).

@@ -21,10 +21,7 @@ const SECTION: &str = "### Your own node on the devnet's chain";
 
 /// The section's `sh` blocks, in order.
 fn recipe() -> Vec<String> {
-    let readme = std::fs::read_to_string(
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("README.md"),
-    )
-    .expect("README.md");
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
     let start = readme
         .find(SECTION)
         .expect("README has the regtest section");

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::dockerfile::{ImageConfig, Stage};
-use super::host::{host_tool, tail};
+use super::host::tail;
 use super::{DOCKERFILE, START_TIMEOUT};
+use crate::common::host_tool;
 
 /// Lines of `ldd` that say something is not found: libraries the image
 /// lacks, or symbol versions its libc lacks.

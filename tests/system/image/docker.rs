@@ -6,8 +6,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::host::{host_tool, tail};
+use super::host::tail;
 use super::sandbox::{spawn_logged, wait_for};
+use crate::common::host_tool;
 
 /// A Docker engine of the test's own: its own data root, sockets and mount
 /// namespace, no bridge and no iptables rules on the host.

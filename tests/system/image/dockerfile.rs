@@ -5,10 +5,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 
-use super::project::workspace;
 use super::rootfs::{Account, account, copy_tree};
 use super::sandbox::sandbox;
 use super::{DOCKERFILE, HOSTNAME};
+use crate::common::root;
 
 /// Docker's PATH for a container whose image sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -68,7 +68,7 @@ pub(super) struct Stage {
 
 /// The last stage of deploy/Dockerfile: the image that runs.
 pub(super) fn runtime_stage() -> Stage {
-    let text = fs::read_to_string(workspace().join(DOCKERFILE)).unwrap();
+    let text = fs::read_to_string(root().join(DOCKERFILE)).unwrap();
     let all = instructions(&text);
     let froms: Vec<usize> = all
         .iter()
@@ -338,7 +338,7 @@ pub(super) fn apply(
                             !src.contains(['*', '?', '[']),
                             "{at}: COPY {src}: this test does not expand patterns"
                         );
-                        workspace().join(src)
+                        root().join(src)
                     }
                 };
                 let target = fx.root.join(dst.trim_start_matches('/'));

@@ -1,40 +1,7 @@
-//! The host's tools: finding them, running them, their logs.
+//! Logs of what the tests run, for failure messages.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A tool of the host's, or a failure that says what to install.
-pub(super) fn host_tool(name: &str, package: &str) -> PathBuf {
-    for dir in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} is missing: apt-get install {package} (.ci/run does)");
-}
-
-pub(super) fn ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use std::path::Path;
 
 /// The end of a log, for a failure message.
 pub(super) fn tail(log: &Path) -> String {

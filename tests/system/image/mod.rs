@@ -47,6 +47,7 @@ use std::fs;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::common::root;
 use checks::{
     api_address, check_status, http_get, missing_libraries, missing_message, owned_files,
     toml_string, wait_for_status,
@@ -54,7 +55,7 @@ use checks::{
 use docker::Dockerd;
 use dockerfile::{check_copy_from, parse_copy, runtime_stage, slim_suite, stage_config};
 use host::tail;
-use project::{atlas_binary, cache_dir, require_root, workspace};
+use project::{atlas_binary, cache_dir, require_root};
 use rootfs::{account, base_rootfs, build_root, cache_lock, copy_tree};
 use sandbox::{Guard, pid1_of, sandbox, send_signal, spawn_logged, wait_for};
 
@@ -223,7 +224,7 @@ fn image_built_by_docker_starts_the_node() {
             for src in parse_copy(&ins.args).srcs {
                 let to = context.path().join(&src);
                 fs::create_dir_all(to.parent().unwrap()).unwrap();
-                copy_tree(&workspace().join(&src), &to, None, None);
+                copy_tree(&root().join(&src), &to, None, None);
             }
         }
         dockerfile.push_str(&format!("{} {}\n", ins.keyword, ins.args));

@@ -1,28 +1,12 @@
-//! The project: its workspace, target directory, the cache under it, the
-//! `atlas` binary, and the root the tests need.
+//! The project: the cache under its target directory, the `atlas` binary,
+//! and the root the tests need.
 
-use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-pub(super) fn workspace() -> &'static Path {
-    static W: OnceLock<PathBuf> = OnceLock::new();
-    W.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        dir.canonicalize().unwrap_or(dir)
-    })
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        Some(d) => workspace().join(d),
-        None => workspace().join("target"),
-    }
-}
+use crate::common::{cargo_build, target_dir};
 
 pub(super) fn cache_dir() -> PathBuf {
     let dir = target_dir().join("system-image");
@@ -39,27 +23,9 @@ pub(super) fn atlas_binary() -> &'static Path {
             assert!(bin.is_file(), "ATLAS_BIN={} is not a file", bin.display());
             return bin.canonicalize().unwrap();
         }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let args = [
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "atlas-node",
-            "--bin",
-            "atlas",
-        ];
-        let status = Command::new(&cargo)
-            .args(args)
-            .current_dir(workspace())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
-        assert!(
-            status.success(),
-            "cargo {} failed: {status}",
-            args.join(" ")
-        );
-        let bin = target_dir().join("release/atlas");
+        // The Dockerfile's build: the release profile, the node alone.
+        let dir = cargo_build(true, &["-p", "atlas-node", "--bin", "atlas"]);
+        let bin = dir.join("atlas");
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin
     })

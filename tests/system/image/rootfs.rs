@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::HOSTNAME;
 use super::dockerfile::{Effects, ImageConfig, Stage, apply, parse_copy, slim_suite};
-use super::host::{host_tool, ok};
-use super::project::{cache_dir, workspace};
+use super::project::cache_dir;
+use crate::common::{host_tool, ok};
 
 /// What debian:<suite>-slim leaves out of every package (its
 /// /etc/dpkg/dpkg.cfg.d/docker), given to mmdebstrap as dpkg options.
@@ -116,7 +116,7 @@ pub(super) fn build_root(stage: &Stage, binary: &Path, root: &Path) -> ImageConf
                 for src in parse_copy(&ins.args).srcs {
                     key.push_str(&format!(
                         "  {src}: {:016x}\n",
-                        tree_hash(&workspace().join(&src))
+                        tree_hash(&crate::common::root().join(&src))
                     ));
                 }
             }

@@ -8,8 +8,9 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::HOSTNAME;
-use super::host::{host_tool, ok, tail};
+use super::host::tail;
 use super::rootfs::Account;
+use crate::common::{host_tool, ok};
 
 /// Mounts what a container has on the root, then runs the rest of the
 /// command line (`env -i … chroot …`). $1: the root; $2: 1 for a container
